@@ -1,0 +1,244 @@
+"""The `rods` command. Each subcommand is a thin shell over a library function.
+
+    rods data stats                       counts by category, class, split; signature histograms
+    rods data ids --split train|eval      one task id a line
+    rods env score IN.jsonl [--out OUT]   score trajectories given as calls per user turn
+    rods env replay TASK_ID               execute a task's ground truth turn by turn
+    rods buffer init|stats|export|import  the Redis replay buffer of a run
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rods import tasks as T
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="RODS: reward-driven online data synthesis")
+data_app = typer.Typer(no_args_is_help=True, help="The BFCL multi-turn tasks and the fixed split.")
+env_app = typer.Typer(no_args_is_help=True, help="The executable tool environment and its reward.")
+app.add_typer(data_app, name="data")
+app.add_typer(env_app, name="env")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+# ---------------------------------------------------------------- data
+
+
+@data_app.command("ids")
+def data_ids(split: str = typer.Option(..., help="train (400 seeds) or eval (400 held out)")) -> None:
+    """Print the ids of one side of the fixed split, one a line, in BFCL order."""
+    if split not in ("train", "eval"):
+        raise _fail(f"--split must be 'train' or 'eval', not {split!r}")
+    ids = T.split_ids(split)  # type: ignore[arg-type]
+    for task in T.load_bfcl_tasks():
+        if task.id in ids:
+            sys.stdout.write(task.id + "\n")
+
+
+def _table(title: str, rows: dict[str, dict[str, int]], columns: list[str]) -> Table:
+    table = Table(title=title)
+    table.add_column("")
+    for c in columns:
+        table.add_column(c, justify="right")
+    for name, counts in rows.items():
+        table.add_row(name, *(str(counts.get(c, 0)) for c in columns))
+    return table
+
+
+@data_app.command("stats")
+def data_stats(as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables")) -> None:
+    """Counts by category, class and split, and signature histograms of the training seeds."""
+    from rods.signature import compute_signature, signature_histograms
+
+    tasks = T.load_bfcl_tasks()
+    train = T.split_ids("train")
+    by_category: dict[str, Counter[str]] = {c: Counter() for c in T.CATEGORIES}
+    by_class: dict[str, Counter[str]] = {c: Counter() for c in T.CLASSES}
+    for task in tasks:
+        side = "train" if task.id in train else "eval"
+        by_category[task.category][side] += 1
+        for cls in task.involved_classes:
+            by_class[cls][side] += 1
+    hist: dict[str, dict[str, dict[str, int]]] = {}
+    with err.status("computing signatures (executes every ground truth)…"):
+        for side in ("train", "eval"):
+            sigs = [compute_signature(t) for t in tasks if (t.id in train) == (side == "train")]
+            hist[side] = signature_histograms(sigs)
+    out: dict[str, Any] = {
+        "total": len(tasks),
+        "by_category": {k: dict(v) for k, v in by_category.items()},
+        "by_class": {k: dict(v) for k, v in by_class.items()},
+        "signature_histograms": hist,
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+        return
+    cols = ["train", "eval"]
+    console.print(_table(f"{len(tasks)} BFCL multi-turn tasks by category", out["by_category"], cols))
+    console.print(_table("tasks involving each class", out["by_class"], cols))
+    for name in hist["train"]:
+        keys = sorted({*hist["train"][name], *hist["eval"][name]}, key=_natural)
+        rows = {k: {s: hist[s][name].get(k, 0) for s in cols} for k in keys}
+        console.print(_table(f"signature: {name}", rows, cols))
+
+
+def _natural(key: str) -> tuple[int, Any]:
+    return (0, int(key)) if key.isdigit() else (1, key)
+
+
+# ---------------------------------------------------------------- env
+
+
+def _parse_score_line(obj: Any, lineno: int) -> tuple[T.Task, list[list[T.ToolCall]]]:
+    if not isinstance(obj, dict):
+        raise ValueError("expected a JSON object")
+    if "task" in obj:
+        task = T.parse_task(obj["task"], where=f"line {lineno}: task")
+        if obj.get("task_id", task.id) != task.id:
+            raise ValueError(f"task_id {obj['task_id']!r} differs from the inline task's id {task.id!r}")
+    elif isinstance(obj.get("task_id"), str):
+        task = T.get_bfcl_task(obj["task_id"])
+    else:
+        raise ValueError("field 'task_id': missing (or give the task inline as 'task')")
+    turns = obj.get("calls")
+    if not isinstance(turns, list) or not all(isinstance(t, list) for t in turns):
+        raise ValueError("field 'calls': expected a list of turns, each a list of calls")
+    calls: list[list[T.ToolCall]] = []
+    for u, turn in enumerate(turns):
+        calls.append([])
+        for k, c in enumerate(turn):
+            if not isinstance(c, dict) or not isinstance(c.get("name"), str):
+                raise ValueError(f"field 'calls[{u}][{k}]': expected {{\"name\": str, \"arguments\": {{}}}}")
+            args = c.get("arguments", {})
+            if not isinstance(args, dict):
+                raise ValueError(f"field 'calls[{u}][{k}].arguments': expected an object")
+            calls[-1].append(T.ToolCall(name=c["name"], arguments=args))
+    return task, calls
+
+
+@env_app.command("score")
+def env_score(
+    input: Path = typer.Argument(..., help="JSONL: {task_id | task, calls: [[{name, arguments}…]…]}"),
+    out: Path | None = typer.Option(None, "--out", help="write results here (default: stdout)"),
+) -> None:
+    """Score trajectories with the progress reward and the official-correctness verdict.
+
+    A line that cannot be scored gets `{"line", "task_id", "error"}` in the output and the
+    command exits 1 after scoring every other line.
+    """
+    from rods.env import GroundTruthCache, score_calls
+
+    if not input.exists():
+        raise _fail(f"{input}: no such file")
+    cache = GroundTruthCache()
+    sink = out.open("w", encoding="utf-8") if out else sys.stdout
+    n_ok = n_bad = n_correct = 0
+    progress_sum = 0.0
+    try:
+        with input.open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                obj: Any = None
+                try:
+                    obj = json.loads(line)
+                    task, calls = _parse_score_line(obj, lineno)
+                    record = score_calls(task, calls, cache).to_json()
+                    n_ok += 1
+                    n_correct += record["correct"]
+                    progress_sum += record["progress"]
+                except (ValueError, KeyError, T.TaskFileError) as e:
+                    msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+                    task_id = obj.get("task_id") if isinstance(obj, dict) else None
+                    record = {"line": lineno, "task_id": task_id, "error": msg}
+                    err.print(f"[red]{input}:{lineno}:[/] {msg}")
+                    n_bad += 1
+                sink.write(json.dumps(record) + "\n")
+                sink.flush()
+    finally:
+        if out:
+            sink.close()
+    mean = progress_sum / n_ok if n_ok else float("nan")
+    err.print(
+        f"scored {n_ok} trajectories: {n_correct} correct, mean progress {mean:.3f}"
+        + (f"; {n_bad} lines could not be scored" if n_bad else "")
+    )
+    if n_bad:
+        raise typer.Exit(1)
+
+
+@env_app.command("replay")
+def env_replay(
+    task_id: str = typer.Argument(..., help="a BFCL multi-turn id, e.g. multi_turn_base_0"),
+    width: int = typer.Option(160, help="cut results to this many characters"),
+) -> None:
+    """Execute a task's ground truth turn by turn, printing each call and its result."""
+    from rods.env import World
+    from rods.env.calls import parse_python_call
+    from rods.env.episode import reveal_message
+
+    try:
+        task = T.get_bfcl_task(task_id)
+    except KeyError as e:
+        raise _fail(str(e.args[0])) from None
+    world = World.load(task)
+    console.print(f"[bold]{task.id}[/]  classes: {', '.join(task.involved_classes)}")
+    for turn in task.turns:
+        user = " ".join(m.content for m in turn.messages) or reveal_message()
+        console.rule(f"turn {turn.index}")
+        console.print(f"[cyan]user:[/] {user}", highlight=False, markup=False)
+        if turn.revealed_functions:
+            console.print(f"[yellow]reveals:[/] {', '.join(turn.revealed_functions)}")
+        if not turn.ground_truth:
+            console.print("[dim](empty ground truth: the assistant should not call anything)[/]")
+        for source in turn.ground_truth:
+            call = world.bind_python_call(parse_python_call(source))
+            outcome = world.execute(call)
+            text = outcome.text if len(outcome.text) <= width else outcome.text[: width - 1] + "…"
+            console.print(f"  [green]{call.to_python()}[/]", highlight=False)
+            console.print(f"    → {text}", highlight=False, markup=False)
+
+
+# ---------------------------------------------------------------- not yet built
+
+
+@app.command("demo")
+def demo() -> None:
+    """The embedded closed loop on CPU (not yet available)."""
+    err.print(
+        "[yellow]rods demo is not yet available:[/] the trainer, the synthesis service and the "
+        "embedded loop are still being built. What works today: `rods data stats`, "
+        "`rods env score`, `rods env replay`, `rods buffer …`; and `make test`."
+    )
+    raise typer.Exit(1)
+
+
+def _mount_optional() -> None:
+    """Sub-apps that live in their own modules."""
+    try:
+        from rods.cli_buffer import buffer_app
+    except ImportError:  # pragma: no cover - only while the data plane is absent
+        return
+    app.add_typer(buffer_app, name="buffer", help="The Redis replay buffer of a run.")
+
+
+_mount_optional()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

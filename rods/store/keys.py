@@ -1,0 +1,120 @@
+"""Every cross-process name: Redis keys, streams, consumer groups, Celery queue and task names.
+
+All Redis names of a run live under `rods:<run>:` so several runs can share one server, and a
+run's keys can be listed with `SCAN MATCH rods:<run>:*`. Nothing else in the code base spells a
+key, stream, group, queue or task name.
+
+Layout of a run (types in brackets):
+- `tasks` [hash] task id → task body (BFCL JSON with the lineage `rods` block); written once.
+- `rec:<task id>` [string] the task's `TaskRecord` JSON: lifecycle state and statistics. The
+  source of truth; the sets and counters below mirror it and change in the same atomic script.
+- `staged` [set], `active` [zset, score = boundary sample weight], `retired` [set] of task ids.
+- `counts` [hash] counters `<state>`, `<state>/<dimension>/<value>` (see `rods.pool.count_keys`).
+- `seq` [string] admission counter; `requests_done` [set] boundary request ids already stored.
+- `events` [stream] the buffer's event log (one `BufferEvent` JSON per task change).
+- `boundary` [stream] `BoundaryRequest`s; `boundary:dead` [stream] requests that failed N times.
+- `boundary:seen:<request id>` [string, TTL] publish dedup marker; `boundary:last` [hash] task id
+  → last step a request was published (the detector's cooldown); `boundary:errors` [hash] stream
+  entry id → last processing error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PREFIX = "rods"
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+# Consumer group that reads the boundary stream (services/dispatcher).
+DISPATCH_GROUP = "dispatchers"
+# Celery: the queue synthesis tasks go to and the registered task name (services/).
+SYNTH_QUEUE = "rods.synth"
+SYNTH_TASK = "rods.synthesize"
+# Stream entry field names.
+EVENT_FIELD = "event"
+REQUEST_FIELD = "request"
+
+
+def check_run(run: str) -> str:
+    """A run name is 1–64 characters of letters, digits, `_`, `.`, `-` (it is part of key names)."""
+    if not RUN_NAME.match(run):
+        raise ValueError(
+            f"bad run name {run!r}: use 1-64 letters, digits, '_', '.', '-' (starting alphanumeric)"
+        )
+    return run
+
+
+@dataclass(frozen=True)
+class RunKeys:
+    """The Redis names of one run."""
+
+    run: str
+
+    def __post_init__(self) -> None:
+        check_run(self.run)
+
+    @property
+    def base(self) -> str:
+        return f"{PREFIX}:{self.run}"
+
+    @property
+    def pattern(self) -> str:
+        """SCAN pattern matching every key of the run."""
+        return f"{self.base}:*"
+
+    # replay buffer
+    @property
+    def tasks(self) -> str:
+        return f"{self.base}:tasks"
+
+    def record(self, task_id: str) -> str:
+        return f"{self.base}:rec:{task_id}"
+
+    @property
+    def staged(self) -> str:
+        return f"{self.base}:staged"
+
+    @property
+    def active(self) -> str:
+        return f"{self.base}:active"
+
+    @property
+    def retired(self) -> str:
+        return f"{self.base}:retired"
+
+    @property
+    def counts(self) -> str:
+        return f"{self.base}:counts"
+
+    @property
+    def seq(self) -> str:
+        return f"{self.base}:seq"
+
+    @property
+    def requests_done(self) -> str:
+        return f"{self.base}:requests_done"
+
+    @property
+    def events(self) -> str:
+        return f"{self.base}:events"
+
+    # boundary stream
+    @property
+    def boundary(self) -> str:
+        return f"{self.base}:boundary"
+
+    @property
+    def boundary_dead(self) -> str:
+        return f"{self.base}:boundary:dead"
+
+    def boundary_seen(self, request_id: str) -> str:
+        return f"{self.base}:boundary:seen:{request_id}"
+
+    @property
+    def boundary_last(self) -> str:
+        return f"{self.base}:boundary:last"
+
+    @property
+    def boundary_errors(self) -> str:
+        return f"{self.base}:boundary:errors"

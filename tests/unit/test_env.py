@@ -1,0 +1,201 @@
+"""Worlds, episodes and the progress reward (no services needed)."""
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from rods import tasks as T
+from rods.env import Episode, GroundTruthCache, World, score_calls
+from rods.env.episode import reveal_message
+
+
+@pytest.fixture(scope="module")
+def cache():
+    return GroundTruthCache()
+
+
+def tagged(*calls: T.ToolCall) -> str:
+    return "\n".join(
+        f"<tool_call>{json.dumps({'name': c.name, 'arguments': c.arguments})}</tool_call>" for c in calls
+    )
+
+
+def play_ground_truth(task, cache, **kw) -> Episode:
+    ep = Episode(task, cache, **kw)
+    gt = cache.runtime(task).ground_truth
+    while not ep.done:
+        calls = gt.turns[ep.turn].calls
+        if calls:
+            ep.step(tagged(*calls))
+        ep.step("Done.")
+    return ep
+
+
+def test_ground_truth_scores_full_progress_on_all_800(cache):
+    for task in T.load_bfcl_tasks():
+        gt = cache.runtime(task).ground_truth
+        assert not gt.problems, (task.id, gt.problems)
+        score = score_calls(task, [list(t.calls) for t in gt.turns], cache)
+        assert score.correct and score.progress == 1.0, (task.id, score.turn_success)
+
+
+def test_episode_on_ground_truth_is_correct(cache):
+    for tid in ["multi_turn_base_0", "multi_turn_miss_func_0", "multi_turn_miss_param_0",
+                "multi_turn_long_context_0"]:
+        ep = play_ground_truth(T.get_bfcl_task(tid), cache)
+        score = ep.score()
+        assert ep.stop_reason == "completed"
+        assert score.correct and score.progress == 1.0, (tid, score)
+        assert not score.errors
+
+
+def test_text_answer_ends_turn_and_missing_calls_fail(cache):
+    task = T.get_bfcl_task("multi_turn_base_0")
+    ep = Episode(task, cache)
+    assert ep.opening() == [m.model_dump() for m in task.question[0]]
+    res = ep.step("I cannot help with that.")
+    assert res.turn_done and res.turn_success is False
+    assert res.next_user == [m.model_dump() for m in task.question[1]]
+    assert ep.turn == 1
+
+
+def test_step_limit_ends_the_turn(cache):
+    task = T.get_bfcl_task("multi_turn_base_0")
+    ep = Episode(task, cache, max_steps_per_turn=2)
+    pwd = tagged(T.ToolCall(name="pwd"))
+    assert not ep.step(pwd).turn_done
+    res = ep.step(pwd)
+    assert res.turn_done and ep.turn == 1 and ep.errors["turn/step_limit"] == 1
+
+
+def test_miss_func_reveal(cache):
+    task = T.get_bfcl_task("multi_turn_miss_func_0")  # `sort` held out until turn 3
+    ep = Episode(task, cache)
+    assert "sort" not in {d["name"] for d in ep.tools()}
+    while ep.turn < 3:
+        res = ep.step("ok")
+    assert res.next_user == [{"role": "user", "content": reveal_message()}]
+    assert "sort" in {d["name"] for d in ep.tools()}
+    assert reveal_message() == "I have updated some more functions you can choose from. What about now?"
+
+
+def test_hidden_function_still_executes_as_in_bfcl(cache):
+    task = T.get_bfcl_task("multi_turn_miss_func_0")
+    ep = Episode(task, cache)
+    res = ep.step(tagged(T.ToolCall(name="sort", arguments={"file_name": "nope.txt"})))
+    assert "not available" not in res.tool_messages[0]["content"]
+    assert not ep.errors.get("call/unknown_function")
+
+
+def test_truncation_fails_remaining_turns(cache):
+    task = T.get_bfcl_task("multi_turn_base_0")
+    ep = Episode(task, cache)
+    gt = cache.runtime(task).ground_truth
+    ep.step(tagged(*gt.turns[0].calls))
+    ep.step("done")
+    ep.truncate("max_tokens")
+    score = ep.score()
+    assert ep.stop_reason == "truncated:max_tokens"
+    assert score.turn_success == [True, False, False, False]
+    assert score.progress == 0.25 and not score.correct
+    with pytest.raises(RuntimeError):
+        ep.step("more")
+
+
+def test_empty_ground_truth_turn_requires_no_call(cache):
+    task = next(t for t in T.load_bfcl_tasks(["miss_param"]) if [] in t.ground_truth)
+    u = task.ground_truth.index([])
+    gt = cache.runtime(task).ground_truth
+    calls = [list(t.calls) for t in gt.turns]
+    assert score_calls(task, calls, cache).turn_success[u] is True
+    calls[u] = [T.ToolCall(name=calls[u - 1][0].name if calls[u - 1] else "pwd", arguments={})]
+    assert score_calls(task, calls, cache).turn_success[u] is False
+
+
+def test_arguments_are_not_shared_between_executions(cache):
+    # post_tweet keeps its `mentions` list and `mention` extends it: executions must not alias
+    task = T.get_bfcl_task("multi_turn_base_90")
+    gt = cache.runtime(task).ground_truth
+    before = [c.model_dump() for t in gt.turns for c in t.calls]
+    for _ in range(2):
+        assert score_calls(task, [list(t.calls) for t in gt.turns], cache).correct
+    assert [c.model_dump() for t in gt.turns for c in t.calls] == before
+
+
+def test_fresh_worlds_are_independent(cache):
+    task = T.get_bfcl_task("multi_turn_base_0")
+    rt = cache.runtime(task)
+    a, b = rt.template.fresh(), rt.template.fresh()
+    a.execute(T.ToolCall(name="mkdir", arguments={"dir_name": "zzz"}))
+    assert a.public_state() != b.public_state()
+    assert b.public_state() == World.load(task).public_state()
+
+
+def test_parallel_episodes_in_threads(cache):
+    tasks = [t for t in T.load_bfcl_tasks() if T.scenario_index(t.id) < 15]
+    barrier = threading.Barrier(4)
+
+    def run(task):
+        try:
+            barrier.wait(timeout=5)
+        except threading.BrokenBarrierError:
+            pass
+        return play_ground_truth(task, cache).score()
+
+    with ThreadPoolExecutor(4) as pool:
+        scores = list(pool.map(run, tasks * 2))
+    assert all(s.correct and s.progress == 1.0 for s in scores)
+
+
+# ---------------------------------------------------------------- hostile input
+
+
+HOSTILE_NAMES = [
+    "__import__", "eval", "exec", "open", "_load_scenario", "__init__", "__class__",
+    "__dict__", "__getattribute__", "__reduce__", "_current_dir", "os.system", "ls.__globals__",
+    "getattr", "globals", "print", "compile", "breakpoint", "type",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_names_execute_nothing(cache, name):
+    task = T.get_bfcl_task("multi_turn_base_0")
+    ep = Episode(task, cache)
+    before = ep.world.public_state()
+    res = ep.step(tagged(T.ToolCall(name=name, arguments={"source": "__import__('os').system('id')"})))
+    assert ep.errors == {"call/unknown_function": 1}
+    assert "not available" in res.tool_messages[0]["content"]
+    assert ep.world.public_state() == before
+
+
+def test_code_in_arguments_is_data(cache, tmp_path):
+    sentinel = tmp_path / "pwned"
+    payload = f"__import__('os').system('touch {sentinel}')"
+    task = T.get_bfcl_task("multi_turn_base_0")
+    calls = [[T.ToolCall(name="mkdir", arguments={"dir_name": payload}),
+              T.ToolCall(name="cd", arguments={"folder": f"'); {payload}; ('"}),
+              T.ToolCall(name="echo", arguments={"content": payload, "file_name": "{{7*7}}"})]]
+    score = score_calls(task, calls, cache)
+    assert not sentinel.exists()
+    assert score.turn_success[0] is False and not score.correct
+
+
+def test_wrong_argument_names_and_types_are_counted(cache):
+    task = T.get_bfcl_task("multi_turn_base_0")
+    calls = [[T.ToolCall(name="cd", arguments={"directory": "document"}),
+              T.ToolCall(name="cd", arguments={}),
+              T.ToolCall(name="mkdir", arguments={"dir_name": ["not", "a", "string"]})]]
+    score = score_calls(task, calls, cache)
+    assert score.errors.get("call/bad_arguments") == 2
+    assert sum(score.errors.values()) >= 2
+
+
+def test_hostile_ground_truth_string_is_a_problem_not_an_execution(cache, tmp_path):
+    sentinel = tmp_path / "pwned"
+    entry = T.get_bfcl_task("multi_turn_base_0").to_bfcl()
+    entry["id"] = "multi_turn_base_hostile"
+    entry["ground_truth"][0] = [f"cd(folder=__import__('os').system('touch {sentinel}'))", "_load_scenario({})"]
+    gt = GroundTruthCache().runtime(T.parse_task(entry)).ground_truth
+    assert len(gt.problems) == 2 and not sentinel.exists()
