@@ -61,3 +61,16 @@ def test_env_replay_prints_turns():
 def test_demo_says_it_is_not_available_yet():
     res = runner.invoke(app, ["demo"])
     assert res.exit_code == 1 and "not yet available" in res.output
+
+
+def test_data_stats_json():
+    res = runner.invoke(app, ["data", "stats", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["total"] == 800
+    assert out["by_category"]["miss_param"] == {"train": 100, "eval": 100}
+    assert sum(out["by_class"]["GorillaFileSystem"].values()) == 200
+    for side in ("train", "eval"):
+        hist = out["signature_histograms"][side]
+        assert {"depth", "topology", "turns"} <= set(hist)
+        assert sum(hist["depth"].values()) == 400

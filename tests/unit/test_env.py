@@ -199,3 +199,17 @@ def test_hostile_ground_truth_string_is_a_problem_not_an_execution(cache, tmp_pa
     entry["ground_truth"][0] = [f"cd(folder=__import__('os').system('touch {sentinel}'))", "_load_scenario({})"]
     gt = GroundTruthCache().runtime(T.parse_task(entry)).ground_truth
     assert len(gt.problems) == 2 and not sentinel.exists()
+
+
+def test_openai_tool_schemas():
+    from rods.env.tools import openai_tools
+
+    task = T.get_bfcl_task("multi_turn_base_0")
+    tools = openai_tools(T.task_function_docs(task))
+    assert len(tools) == len(T.task_function_docs(task))
+    mkdir = next(t["function"] for t in tools if t["function"]["name"] == "mkdir")
+    assert mkdir["parameters"]["type"] == "object"
+    assert mkdir["parameters"]["required"] == ["dir_name"]
+    assert "response" not in mkdir
+    text = json.dumps(tools)
+    assert '"dict"' not in text and '"float"' not in text

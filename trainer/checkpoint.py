@@ -1,0 +1,78 @@
+"""Checkpoints: policy + optimizer + step + RNG states, written atomically, resumable.
+
+Layout under the run directory:
+
+    checkpoints/step_000010/   model (save_pretrained), tokenizer, trainer_state.pt
+    checkpoints/latest         the name of the newest complete checkpoint
+
+A checkpoint is written to a temporary directory and renamed into place, and `latest` is
+replaced atomically after that, so a crash at any moment leaves the previous checkpoint usable.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+@dataclass
+class TrainerState:
+    step: int  # updates completed
+    optimizer: dict[str, Any]
+    rng: dict[str, Any]
+    extra: dict[str, Any]  # loop state that must survive a restart (e.g. the task order)
+
+
+def rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def save_checkpoint(
+    run_dir: Path, step: int, model: Any, tokenizer: Any, optimizer: torch.optim.Optimizer,
+    extra: dict[str, Any], keep: int = 2,
+) -> Path:
+    root = run_dir / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step_{step:06d}"
+    tmp = root / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    state = {"step": step, "optimizer": optimizer.state_dict(), "rng": rng_state(), "extra": extra}
+    torch.save(state, tmp / "trainer_state.pt")
+    final = root / name
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    latest_tmp = root / ".latest.tmp"
+    latest_tmp.write_text(name)
+    os.replace(latest_tmp, root / "latest")
+    done = sorted(p for p in root.glob("step_*") if p.is_dir())
+    for old in done[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    marker = run_dir / "checkpoints" / "latest"
+    if not marker.exists():
+        return None
+    path = run_dir / "checkpoints" / marker.read_text().strip()
+    return path if (path / "trainer_state.pt").exists() else None
+
+
+def load_trainer_state(path: Path) -> TrainerState:
+    state = torch.load(path / "trainer_state.pt", weights_only=False)  # our own file
+    return TrainerState(state["step"], state["optimizer"], state["rng"], state.get("extra", {}))

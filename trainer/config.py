@@ -1,0 +1,98 @@
+"""The trainer's one config object, read from TOML (`rods train --config FILE`).
+
+Every field has a default and a one-line comment. Sections in the TOML file map to the nested
+models below (`[policy]`, `[rollout]`, `[optim]`, `[loop]`); unknown keys are errors, so a typo
+is caught at start-up with the file and the field named. Redis, the detector and the buffer
+rules are process settings (`rods.config.Settings`, environment variables), shared with the
+synthesis side; the config file may override the run name and the detector budget only.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PolicyConfig(_Section):
+    model: str = "tiny"  # "tiny" (build the local 4.7 M-param model), a local path, or a hub id
+    init_from: str | None = None  # a checkpoint dir to start from (e.g. the SFT output)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when available
+    bf16: bool = True  # bf16 autocast (CPU and GPU); the master weights stay fp32
+    seed: int = 0  # seeds model init, sampling and task order
+
+
+class TaskConfig(_Section):
+    subset: Literal["all", "demo"] = "all"  # demo: short base tasks the tiny model can learn
+    categories: list[str] = Field(default_factory=lambda: ["base", "miss_func", "miss_param", "long_context"])
+
+
+class RolloutConfig(_Section):
+    engine: Literal["hf", "vllm"] = "hf"  # vllm needs the `gpu` extra and a CUDA device
+    group_size: int = 16  # G rollouts per task (paper: 16)
+    tasks_per_step: int = 32  # B tasks per update (paper: 32 → 512 trajectories)
+    temperature: float = 1.0  # sampling temperature
+    top_p: float = 1.0  # nucleus sampling
+    max_new_tokens: int = 256  # per assistant message
+    max_total_tokens: int = 4096  # per trajectory; beyond it the episode is truncated
+    max_steps_per_turn: int = 5  # assistant messages with calls per user turn (EnvTuning: 5)
+    compact_tools: bool = False  # render only function names in the system line (tiny model)
+
+
+class OptimConfig(_Section):
+    lr: float = 1e-6  # AdamW learning rate (paper: 1e-6)
+    weight_decay: float = 0.0  # AdamW weight decay
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas
+    grad_clip: float = 1.0  # max global grad norm (EnvTuning: 1.0)
+    clip_low: float = 0.2  # ratio clip below 1
+    clip_high: float = 0.28  # ratio clip above 1 ("clip-higher")
+    kl_coef: float = 0.01  # KL to the frozen initial policy (paper: 0.01); 0 drops the reference
+    micro_batch: int = 8  # trajectories per forward/backward; gradients accumulate to the step
+    ppo_epochs: int = 1  # optimisation passes over each batch (1 = strictly on-policy)
+
+
+class LoopConfig(_Section):
+    mode: Literal["rods", "static"] = "rods"  # rods: buffer + detector; static: fixed seeds
+    steps: int = 100  # GRPO updates
+    steps_per_epoch: int = 0  # epoch boundary (promotion, retirement); 0 = pool size / B
+    checkpoint_every: int = 10  # steps between checkpoints (always one at the end)
+    keep_checkpoints: int = 2  # older checkpoints are deleted
+    run: str | None = None  # Redis run name; default: the run directory's name
+    request_budget: int | None = None  # override the detector's M per step
+
+
+class TrainConfig(_Section):
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    tasks: TaskConfig = Field(default_factory=TaskConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    loop: LoopConfig = Field(default_factory=LoopConfig)
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and the field."""
+
+
+def load_config(path: str | Path | None) -> TrainConfig:
+    """Read a TOML config (None: all defaults)."""
+    if path is None:
+        return TrainConfig()
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: field {field!r}: {first['msg']}") from None
