@@ -5,6 +5,10 @@
     rods env score IN.jsonl [--out OUT]   score trajectories given as calls per user turn
     rods env replay TASK_ID               execute a task's ground truth turn by turn
     rods buffer init|stats|export|import  the Redis replay buffer of a run
+    rods synth run|validate               synthesize variants of a seed; check a task file
+
+The CLI is the one module of `rods` that reaches into `graphs`, `trainer` and `services`, and it
+does so only inside command functions, so `rods --help` never imports torch or LangGraph.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rods import tasks as T
+from rods.cli_buffer import buffer_app
+from rods.cli_synth import synth_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="RODS: reward-driven online data synthesis")
 data_app = typer.Typer(no_args_is_help=True, help="The BFCL multi-turn tasks and the fixed split.")
@@ -228,16 +234,8 @@ def demo() -> None:
     raise typer.Exit(1)
 
 
-def _mount_optional() -> None:
-    """Sub-apps that live in their own modules."""
-    try:
-        from rods.cli_buffer import buffer_app
-    except ImportError:  # pragma: no cover - only while the data plane is absent
-        return
-    app.add_typer(buffer_app, name="buffer", help="The Redis replay buffer of a run.")
-
-
-_mount_optional()
+app.add_typer(buffer_app, name="buffer", help="The Redis replay buffer of a run.")
+app.add_typer(synth_app, name="synth", help="Synthesize task variants from a seed (no Celery).")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -65,16 +65,34 @@ def _public_method_names(cls: type) -> tuple[str, ...]:
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def _fresh_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
-    """Arguments the method may keep or mutate without touching the caller's call object.
+@functools.cache
+def _mutable_defaults(cls: type, name: str) -> tuple[tuple[str, Any], ...]:
+    """Parameters of `cls.name` whose default is a mutable container (shared by every call)."""
+    return tuple(
+        (p.name, p.default)
+        for p in _method_signature(cls, name).parameters.values()
+        if isinstance(p.default, (list, dict, set))
+    )
+
+
+def _fresh_arguments(arguments: dict[str, Any], mutable_defaults: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    """Arguments the method may keep or mutate without touching anything another call sees.
 
     bfcl-eval builds new literals from a string for every call; simulators store argument lists
     in their state (`post_tweet(mentions=...)`, later extended by `mention`), so sharing them
-    would let one execution rewrite another's inputs.
+    would let one execution rewrite another's inputs. Worse, `post_tweet(mentions=[])` has a
+    mutable default: a call that omits `mentions` stores the process-wide default list, and a
+    later `mention` extends it for every world in the process. Omitted mutable defaults are
+    therefore passed explicitly, as fresh copies of the declared default.
     """
     if all(type(v) in _SCALARS for v in arguments.values()):
-        return dict(arguments)
-    return copy.deepcopy(arguments)
+        args = dict(arguments)
+    else:
+        args = copy.deepcopy(arguments)
+    for name, default in mutable_defaults:
+        if name not in args:
+            args[name] = copy.deepcopy(default)
+    return args
 
 
 def result_text(result: Any) -> str:
@@ -155,7 +173,7 @@ class World:
                 "call/unknown_function",
             )
         class_name, method = entry
-        args = _fresh_arguments(call.arguments)
+        args = _fresh_arguments(call.arguments, _mutable_defaults(type(method.__self__), call.name))
         try:
             if class_name == "MathAPI":
                 with _MPMATH_LOCK:

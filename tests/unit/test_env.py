@@ -213,3 +213,21 @@ def test_openai_tool_schemas():
     assert "response" not in mkdir
     text = json.dumps(tools)
     assert '"dict"' not in text and '"float"' not in text
+
+
+def test_mutable_default_arguments_do_not_leak_between_worlds(cache):
+    # TwitterAPI.post_tweet(mentions=[]): omitting `mentions` and then extending the tweet's
+    # mentions must not change the default that the next world's post_tweet stores.
+    task = next(t for t in T.load_bfcl_tasks() if "TwitterAPI" in t.involved_classes)
+    for _ in range(2):
+        world = cache.runtime(task).template.fresh()
+        world.instances["TwitterAPI"].authenticated = True
+        posted = json.loads(world.execute(T.ToolCall(name="post_tweet", arguments={"content": "hi"})).text)
+        assert posted.get("mentions") == [], posted
+        world.execute(T.ToolCall(name="mention", arguments={"tweet_id": posted["id"],
+                                                            "mentioned_usernames": ["@x"]}))
+    import inspect
+
+    from bfcl_eval.eval_checker.multi_turn_eval.func_source_code.posting_api import TwitterAPI
+
+    assert inspect.signature(TwitterAPI.post_tweet).parameters["mentions"].default == []

@@ -1,0 +1,293 @@
+"""Deterministic critique gates: each takes a task and returns rejection reason codes (empty = pass).
+
+Gates (the paper's critique, deterministic part):
+- `reexec_failed`, `gt_call_error`: the ground truth, executed in a fresh simulator, parses,
+  binds, raises no error and reproduces itself — every turn succeeds under `score_calls` with
+  the ground truth as the model's calls (per-turn states and results equal).
+- `func_unavailable`: a ground-truth call uses a function that is not a method of an involved
+  class, or a miss_func holdout before the turn that reveals it.
+- `string_too_long`, `list_too_long`: ground-truth arguments within the size limits.
+- `query_empty`, `query_names_function`, `query_names_parameter`, `query_leaks_reasoning`:
+  user turns are natural language: non-empty (except a miss_func reveal turn), naming no
+  code-like function or parameter name, and no "Step 1:" style reasoning.
+- `signature_far`: structural distance to the seed above the tolerance.
+- `pool_duplicate`, `eval_duplicate`: shingled Jaccard of (user turns + ground truth) at or above
+  a threshold with a pool task or a held-out evaluation task (contamination guard).
+
+"Code-like" names: a function or parameter name containing `_` or an inner capital
+(`post_tweet`, `ignitionMode`). Plain-word names (`cd`, `sort`, `content`) cannot be told apart
+from ordinary words and are not checked; a call written as `name(` is always rejected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from functools import cache
+from typing import Any
+
+from graphs.synthesis.patches import error_message
+from rods.env.calls import CallSyntaxError, parse_python_call
+from rods.env.reward import GroundTruthCache, score_calls
+from rods.signature import STRUCTURE_WEIGHTS, DistanceWeights, signature_distance
+from rods.tasks import Signature, Task, function_docs, load_split
+
+REJECTION_REASONS: tuple[str, ...] = (
+    "reexec_failed",
+    "gt_call_error",
+    "func_unavailable",
+    "string_too_long",
+    "list_too_long",
+    "query_empty",
+    "query_names_function",
+    "query_names_parameter",
+    "query_leaks_reasoning",
+    "signature_far",
+    "pool_duplicate",
+    "eval_duplicate",
+    "judge_rejected",
+    "judge_no_verdict",
+    "augment_no_function",  # miss_func: no turn introduces a new function
+    "augment_no_value",  # miss_param: no query states an argument value verbatim
+)
+
+_REASONING_RE = re.compile(
+    r"(?i)(\bstep\s*\d+\s*[:.)]|<\s*/?\s*think\s*>|\blet'?s think\b|\bchain of thought\b|\breasoning\s*:)"
+)
+_WORD_RE = re.compile(r"[a-z0-9]+")
+_SHINGLE = 3  # words per shingle: long enough that shared vocabulary alone does not match
+
+
+def _code_like(name: str) -> bool:
+    return "_" in name.strip("_") or re.search(r"[a-z][A-Z]", name) is not None
+
+
+@cache
+def _class_names() -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+    """Per class: its function names and its parameter names."""
+    out = {}
+    for cls, docs in function_docs().items():
+        funcs = frozenset(d["name"] for d in docs)
+        params = frozenset(
+            p for d in docs for p in d.get("parameters", {}).get("properties", {})
+        )
+        out[cls] = (funcs, params)
+    return out
+
+
+def task_functions(task: Task) -> tuple[frozenset[str], frozenset[str]]:
+    names = _class_names()
+    funcs = frozenset().union(*(names[c][0] for c in task.involved_classes))
+    params = frozenset().union(*(names[c][1] for c in task.involved_classes))
+    return funcs, params
+
+
+# ---------------------------------------------------------------- execution gates
+
+
+def check_reexecution(task: Task, cache: GroundTruthCache) -> list[str]:
+    """The ground truth executes cleanly and reproduces itself in a fresh simulator."""
+    rt = cache.runtime(task)
+    gt = rt.ground_truth
+    if gt.problems:
+        return ["reexec_failed"]
+    if any(error_message(r) for turn in gt.turns for r in turn.results):
+        return ["gt_call_error"]
+    score = score_calls(task, [list(t.calls) for t in gt.turns], cache)
+    return [] if score.correct and all(score.turn_success) else ["reexec_failed"]
+
+
+def check_availability(task: Task) -> list[str]:
+    """Every ground-truth call names a function of an involved class, visible in its turn."""
+    funcs, _ = task_functions(task)
+    revealed_at = {f: int(u) for u, names in (task.missed_function or {}).items() for f in names}
+    for u, sources in enumerate(task.ground_truth):
+        for source in sources:
+            try:
+                name = parse_python_call(source).name
+            except CallSyntaxError:
+                return ["reexec_failed"]
+            if name not in funcs or revealed_at.get(name, 0) > u:
+                return ["func_unavailable"]
+    return []
+
+
+def _leaves(value: Any) -> Iterable[Any]:
+    yield value
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _leaves(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _leaves(v)
+
+
+def check_argument_limits(task: Task, max_chars: int = 200, max_items: int = 5) -> list[str]:
+    reasons: set[str] = set()
+    for sources in task.ground_truth:
+        for source in sources:
+            try:
+                call = parse_python_call(source)
+            except CallSyntaxError:
+                reasons.add("reexec_failed")
+                continue
+            for arg in (*call.args, *call.kwargs.values()):
+                for leaf in _leaves(arg):
+                    if isinstance(leaf, str) and len(leaf) > max_chars:
+                        reasons.add("string_too_long")
+                    if isinstance(leaf, list | tuple) and len(leaf) > max_items:
+                        reasons.add("list_too_long")
+    return sorted(reasons)
+
+
+# ---------------------------------------------------------------- query gates
+
+
+def check_query_text(text: str, funcs: Iterable[str], params: Iterable[str]) -> list[str]:
+    """Reasons one user message is not a natural request."""
+    reasons = []
+    if _REASONING_RE.search(text):
+        reasons.append("query_leaks_reasoning")
+    for f in funcs:
+        if re.search(rf"\b{re.escape(f)}\s*\(", text) or (
+            _code_like(f) and re.search(rf"\b{re.escape(f)}\b", text)
+        ):
+            reasons.append("query_names_function")
+            break
+    for p in params:
+        if _code_like(p) and re.search(rf"\b{re.escape(p)}\b", text):
+            reasons.append("query_names_parameter")
+            break
+    return reasons
+
+
+def check_queries(task: Task) -> list[str]:
+    funcs, params = task_functions(task)
+    reveal_turns = {int(u) for u in (task.missed_function or {})}
+    reasons: set[str] = set()
+    for u, messages in enumerate(task.question):
+        text = "\n".join(m.content for m in messages if m.role == "user")
+        if not text.strip():
+            if u not in reveal_turns:
+                reasons.add("query_empty")
+            continue
+        reasons.update(check_query_text(text, funcs, params))
+    return sorted(reasons)
+
+
+def check_signature(
+    signature: Signature,
+    seed_signature: Signature,
+    tolerance: float,
+    weights: DistanceWeights = STRUCTURE_WEIGHTS,
+) -> list[str]:
+    return [] if signature_distance(signature, seed_signature, weights) <= tolerance else ["signature_far"]
+
+
+# ---------------------------------------------------------------- near-duplicates
+
+
+def shingles(task: Task) -> frozenset[int]:
+    """Hashed word 3-grams of the user turns and of the ground-truth calls (separately)."""
+    out: set[int] = set()
+    texts = [" ".join(m.content for m in msgs) for msgs in task.question]
+    texts += [" ".join(gt) for gt in task.ground_truth]
+    for text in texts:
+        words = _WORD_RE.findall(text.lower())
+        for i in range(max(1, len(words) - _SHINGLE + 1)):
+            gram = " ".join(words[i : i + _SHINGLE])
+            if gram:
+                out.add(int.from_bytes(hashlib.blake2b(gram.encode(), digest_size=8).digest()))
+    return frozenset(out)
+
+
+def jaccard(a: frozenset[int], b: frozenset[int]) -> float:
+    union = len(a | b)
+    return len(a & b) / union if union else 0.0
+
+
+class DedupIndex:
+    """Shingle sets of known tasks; `nearest` finds the most similar one (exact Jaccard).
+
+    Exact Jaccard over a few thousand sets of ~100–300 shingles is milliseconds, so no MinHash
+    approximation is needed at pool sizes (≤ 800 active + staged). Thread-safe.
+    """
+
+    def __init__(self, tasks: Iterable[Task] = (), threshold: float = 0.5):
+        self.threshold = threshold
+        self._items: list[tuple[str, frozenset[int]]] = []
+        self._lock = threading.Lock()
+        for t in tasks:
+            self.add(t)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, task: Task) -> None:
+        item = (task.id, shingles(task))
+        with self._lock:
+            self._items.append(item)
+
+    def copy(self) -> DedupIndex:
+        out = DedupIndex(threshold=self.threshold)
+        with self._lock:
+            out._items = list(self._items)
+        return out
+
+    def nearest(self, task: Task, exclude: Sequence[str] = ()) -> tuple[str | None, float]:
+        mine = shingles(task)
+        with self._lock:
+            items = list(self._items)
+        best: tuple[str | None, float] = (None, 0.0)
+        for key, theirs in items:
+            if key in exclude:
+                continue
+            sim = jaccard(mine, theirs)
+            if sim > best[1]:
+                best = (key, sim)
+        return best
+
+    def is_duplicate(self, task: Task, exclude: Sequence[str] = ()) -> bool:
+        return self.nearest(task, exclude)[1] >= self.threshold
+
+
+@cache
+def _eval_index(threshold: float) -> DedupIndex:
+    return DedupIndex(load_split("eval"), threshold)
+
+
+def eval_index(threshold: float = 0.5) -> DedupIndex:
+    """The contamination guard: an index of the 400 held-out tasks, built once per process."""
+    return _eval_index(threshold)
+
+
+def run_gates(
+    task: Task,
+    cache: GroundTruthCache,
+    *,
+    seed_signature: Signature | None = None,
+    signature: Signature | None = None,
+    tolerance: float = 0.15,
+    weights: DistanceWeights = STRUCTURE_WEIGHTS,
+    pool: DedupIndex | None = None,
+    evals: DedupIndex | None = None,
+    max_chars: int = 200,
+    max_items: int = 5,
+) -> list[str]:
+    """All deterministic gates; the sorted distinct reasons (empty: the task passes)."""
+    reasons: Counter[str] = Counter()
+    reasons.update(check_queries(task))
+    reasons.update(check_argument_limits(task, max_chars, max_items))
+    reasons.update(check_availability(task))
+    if not reasons.keys() & {"reexec_failed", "func_unavailable"}:
+        reasons.update(check_reexecution(task, cache))
+    if seed_signature is not None and signature is not None:
+        reasons.update(check_signature(signature, seed_signature, tolerance, weights))
+    if pool is not None and pool.is_duplicate(task, exclude=(task.id,)):
+        reasons["pool_duplicate"] += 1
+    if evals is not None and evals.is_duplicate(task, exclude=(task.id,)):
+        reasons["eval_duplicate"] += 1
+    return sorted(reasons)

@@ -1,0 +1,233 @@
+"""What earlier results offer later calls: typed values ("kinds") read off each executed call.
+
+A *kind* names a role a value can play in a later argument: `ticket_id`, `symbol`, `user_id`,
+`number`, `text`, … `extract(call, result)` reads the kinds one call's result offers (parsed
+JSON; non-JSON results offer nothing), each with its position when the result is a list, so a
+user turn can say "the second ticket in that list". `Flow` holds them for a whole variant, most
+recent first: the argument samplers prefer flowed values (that is what makes data-flow edges),
+and the query writer refers to a flowed value by where it came from instead of naming it.
+
+Limits: only the result shapes of bfcl-eval's simulators are known here; a value a call merely
+echoes from its own arguments is not offered (as in `rods.signature`, it is not a source).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from rods.tasks import ToolCall
+
+MAX_TEXT = 160  # flowed text stays well under the 200-character argument limit
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One value an earlier result offers: which call, which kind, the value, list position."""
+
+    call: int  # index into the variant's calls, in order
+    kind: str
+    value: Any
+    position: int | None = None  # index within a list result, when it came from one
+    of: int = 1  # length of that list
+
+
+def _parse(result: str) -> Any:
+    try:
+        return json.loads(result)
+    except (json.JSONDecodeError, TypeError):
+        return None
+
+
+def _num(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _short_text(x: Any) -> str | None:
+    """A piece of text fit to be passed on: a first line/sentence, trimmed, or None."""
+    if not isinstance(x, str):
+        return None
+    line = next((part.strip() for part in x.splitlines() if part.strip()), "")
+    if len(line) > MAX_TEXT:
+        cut = line[:MAX_TEXT]
+        line = cut[: cut.rfind(" ")] if " " in cut else cut
+    return line if len(line) >= 3 else None
+
+
+def _listed(kind: str, items: list[Any]) -> list[tuple[str, Any, int, int]]:
+    return [(kind, v, i, len(items)) for i, v in enumerate(items)]
+
+
+def _offers(name: str, args: dict[str, Any], obj: Any) -> list[tuple[str, Any, int | None, int]]:
+    """(kind, value, position, list length) offered by one parsed result."""
+    out: list[tuple[str, Any, int | None, int]] = []
+    d = obj if isinstance(obj, dict) else {}
+    if "error" in d:
+        return out
+
+    def one(kind: str, value: Any) -> None:
+        if value is not None and value != "":
+            out.append((kind, value, None, 1))
+
+    # ---- TradingBot
+    if name == "get_symbol_by_name" and d.get("symbol") not in (None, "Stock not found"):
+        one("symbol", d["symbol"])
+    elif name == "get_available_stocks":
+        out += _listed("symbol", d.get("stock_list", []))
+    elif name in ("get_watchlist", "add_to_watchlist"):
+        items = d.get("watchlist", obj if isinstance(obj, list) else [])
+        out += _listed("symbol", [s for s in items if isinstance(s, str)])
+    elif name == "filter_stocks_by_price":
+        out += _listed("symbol", d.get("filtered_stocks", []))
+    elif name == "get_stock_info":
+        one("price", d.get("price"))
+    elif name == "place_order":
+        one("order_id", d.get("order_id"))
+    elif name == "get_order_history":
+        out += _listed("order_id", d.get("history", []))
+    elif name == "get_order_details":
+        one("symbol", d.get("symbol"))
+        one("price", d.get("price"))
+    elif name == "get_account_info":
+        one("number", d.get("balance"))
+    elif name in ("fund_account", "withdraw_funds"):
+        one("number", d.get("new_balance"))
+    # ---- TicketAPI
+    elif name == "create_ticket":
+        one("ticket_id", d.get("id"))
+    elif name == "get_user_tickets" and isinstance(obj, list):
+        out += _listed("ticket_id", [t.get("id") for t in obj if isinstance(t, dict)])
+    elif name == "get_ticket":
+        one("text", _short_text(d.get("description")) or _short_text(d.get("title")))
+    # ---- MessageAPI
+    elif name in ("get_user_id", "add_contact"):
+        one("user_id", d.get("user_id"))
+    elif name == "list_users":
+        out += _listed("user_name", d.get("user_list", []))
+    elif name == "search_messages":
+        results = d.get("results", [])
+        out += _listed("user_id", [r.get("receiver_id") for r in results])
+        out += _listed("text", [_short_text(r.get("message")) for r in results])
+    elif name == "view_messages_sent":
+        msgs = d.get("messages", {})
+        out += _listed("user_id", list(msgs))
+    # ---- TwitterAPI
+    elif name == "post_tweet":
+        one("tweet_id", d.get("id"))
+    elif name in ("get_user_tweets", "search_tweets") and isinstance(obj, list):
+        tweets = [t for t in obj if isinstance(t, dict)]
+        out += _listed("tweet_id", [t.get("id") for t in tweets])
+        out += _listed("text", [_short_text(t.get("content")) for t in tweets])
+    elif name == "get_tweet":
+        one("text", _short_text(d.get("content")))
+        one("username", d.get("username"))
+    elif name == "list_all_following":
+        out += _listed("username", d.get("following_list", []))
+    elif name == "get_tweet_comments" and isinstance(obj, list):
+        out += _listed("text", [_short_text(c.get("content")) for c in obj if isinstance(c, dict)])
+    # ---- TravelAPI
+    elif name == "authenticate_travel":
+        one("access_token", d.get("access_token"))
+    elif name == "get_all_credit_cards":
+        out += _listed("card_id", list(d.get("credit_card_list", {})))
+    elif name == "register_credit_card":
+        one("card_id", d.get("card_id"))
+    elif name == "book_flight":
+        one("booking_id", d.get("booking_id"))
+    elif name == "get_booking_history":
+        out += _listed("booking_id", list(d.get("booking_history", {})))
+    elif name == "get_nearest_airport_by_city" and d.get("nearest_airport") != "Unknown":
+        one("airport", d.get("nearest_airport"))
+    elif name == "get_flight_cost":
+        costs = d.get("travel_cost_list", [])
+        if len(costs) == 1:
+            one("number", costs[0])
+    elif name == "get_credit_card_balance":
+        one("number", d.get("card_balance"))
+    elif name == "compute_exchange_rate":
+        one("number", d.get("exchanged_value"))
+    elif name == "purchase_insurance":
+        one("insurance_id", d.get("insurance_id"))
+    elif name == "retrieve_invoice":
+        one("number", (d.get("invoice") or {}).get("travel_cost"))
+    # ---- VehicleControlAPI
+    elif name == "get_zipcode_based_on_city" and d.get("zipcode") != "00000":
+        one("zipcode", d.get("zipcode"))
+    elif name == "estimate_distance":
+        one("distance", d.get("distance"))
+    elif name == "liter_to_gallon":
+        one("gallon", d.get("gallon"))
+    elif name == "gallon_to_liter":
+        one("number", d.get("liter"))
+    elif name == "find_nearest_tire_shop":
+        one("text", d.get("shopLocation"))
+    elif name == "get_outside_temperature_from_google":
+        one("number", d.get("outsideTemperature"))
+    # ---- GorillaFileSystem
+    elif name in ("cat", "tail", "sort"):
+        key = {"cat": "file_content", "tail": "last_lines", "sort": "sorted_content"}[name]
+        one("text", _short_text(d.get(key)))
+    elif name == "grep":
+        out += _listed("text", [_short_text(x) for x in d.get("matching_lines", [])])
+    elif name == "wc":
+        one("number", d.get("count"))
+    elif name == "du":
+        one("text", d.get("disk_usage"))
+    # ---- MathAPI: every result is a number
+    elif "result" in d and _num(d["result"]):
+        one("number", d["result"])
+    # zero is no value to carry over: it recurs everywhere and reads ambiguously ("that count")
+    return [o for o in out if o[1] is not None and o[1] != "" and not (_num(o[1]) and o[1] == 0)]
+
+
+def extract(index: int, call: ToolCall, result: str) -> list[Offer]:
+    """The offers of one executed call (index = its position in the variant)."""
+    obj = _parse(result)
+    if obj is None:
+        return []
+    own = {json.dumps(v, sort_keys=True, default=str) for v in call.arguments.values()}
+    offers = []
+    for kind, value, position, of in _offers(call.name, call.arguments, obj):
+        if json.dumps(value, sort_keys=True, default=str) in own:
+            continue  # an echo of the call's own argument is not a source
+        if _num(value) and kind in ("price", "distance", "gallon"):
+            offers.append(Offer(index, "number", value, position, of))
+        offers.append(Offer(index, kind, value, position, of))
+    return offers
+
+
+class Flow:
+    """All offers of a variant's earlier calls, queried most recent first."""
+
+    def __init__(self, earlier: list[tuple[ToolCall, str]]):
+        self.calls = [c for c, _ in earlier]
+        self.offers: list[Offer] = []
+        for i, (call, result) in enumerate(earlier):
+            self.offers.extend(extract(i, call, result))
+
+    def values(self, kind: str) -> list[Any]:
+        """Distinct values of a kind, most recent call first (list order kept within a call)."""
+        seen: list[Any] = []
+        by_call: dict[int, list[Any]] = {}
+        for o in self.offers:
+            if o.kind == kind:
+                by_call.setdefault(o.call, []).append(o.value)
+        for i in sorted(by_call, reverse=True):
+            for v in by_call[i]:
+                if v not in seen:
+                    seen.append(v)
+        return seen
+
+    def source(self, value: Any, kinds: tuple[str, ...] = ()) -> Offer | None:
+        """The latest offer of this value (of one of `kinds`, if given), or None."""
+        for o in reversed(self.offers):
+            if (not kinds or o.kind in kinds) and _same(o.value, value):
+                return o
+        return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    if _num(a) and _num(b):
+        return abs(float(a) - float(b)) < 1e-9
+    return type(a) is type(b) and a == b

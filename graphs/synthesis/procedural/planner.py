@@ -1,0 +1,362 @@
+"""Skill-aligned resampling: function sequences of the seed's classes, shaped like the seed.
+
+The planner walks each class's API graph (`apigraph.py`) on a scratch copy of the seed's world:
+for every slot it draws a function (favouring ones that consume what earlier results offer when
+the seed threads results through calls), puts the enablers of its shut gates in front (login
+before posting, lock + brake before starting the engine), samples arguments with the same
+samplers the execute stage uses, and executes them; a draw that errors is undone and another
+function is tried. So a plan is feasible in the seed's state at least once, not just plausible.
+
+Several candidate walks are made and the one whose predicted signature is closest to the seed's
+(`rods.signature.signature_distance`, structure weights) wins. The prediction takes a data-flow
+edge wherever an argument takes a value an earlier result offered (`flow.Flow`): exactly the
+values the query writer refers to indirectly, so the final task's signature matches it.
+
+Shape: 2–5 turns (the seed's turns with calls, clamped), 1–3 calls per turn (the seed's counts,
+clamped; enablers may raise a turn to 3), one class per turn, alternating for multi-class seeds.
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from graphs.synthesis.backend import Failure, Plan, PlanContext
+from graphs.synthesis.patches import error_message
+from graphs.synthesis.procedural.apigraph import (
+    ALWAYS_FAILS,
+    CLOSERS,
+    CONSUMES,
+    ENABLER,
+    PRODUCES,
+    shut_gates,
+)
+from graphs.synthesis.procedural.flow import Flow
+from graphs.synthesis.procedural.samplers import sample_arguments
+from rods.env.world import World, WorldTemplate
+from rods.signature import STRUCTURE_WEIGHTS, dag_depth, signature_distance, topology_of
+from rods.tasks import Signature, Task, ToolCall, function_docs
+
+MIN_TURNS, MAX_TURNS, MAX_CALLS = 2, 5, 3
+N_CANDIDATES = 40  # at most this many walks per plan() call; the closest to the seed wins
+GOOD_ENOUGH = 0.08  # stop walking once a candidate is this close (the gate's tolerance is 0.15)
+_TRIES_PER_SLOT = 8  # functions tried for one slot before the turn is closed short
+
+
+@dataclass
+class Walk:
+    """One candidate: calls per turn with their results, and its predicted signature."""
+
+    turns: list[list[tuple[ToolCall, str]]]
+    signature: Signature
+    distance: float = 1.0
+
+
+def _targets(sig: Signature) -> list[int]:
+    active = [n for n in sig.calls_per_turn if n] or [max(1, sig.n_calls)]
+    n_turns = min(MAX_TURNS, max(MIN_TURNS, len(active)))
+    counts = [active[min(i, len(active) - 1)] for i in range(n_turns)]
+    return [min(MAX_CALLS, max(1, c)) for c in counts]
+
+
+def turn_classes(classes: tuple[str, ...], n_turns: int, offset: int) -> list[str]:
+    """One class per turn; classes alternate, starting at `offset`."""
+    order = list(classes)
+    if "MathAPI" in order and len(order) > 1:  # numbers to compute come from the other class
+        order.remove("MathAPI")
+        order.insert(1, "MathAPI")
+    return [order[(u + offset) % len(order)] for u in range(n_turns)]
+
+
+def _expand(function: str, world: World, depth: int = 0) -> list[str] | None:
+    """Enablers of `function`'s shut gates (recursively), then the function; None if impossible."""
+    seq: list[str] = []
+    for gate in shut_gates(function, world):
+        enabler = ENABLER.get(gate)
+        if enabler is None or enabler == function or depth > 3:
+            return None
+        sub = _expand(enabler, world, depth + 1)
+        if sub is None:
+            return None
+        seq += [f for f in sub if f not in seq]
+    return seq + [function]
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _leaves(v)]
+    if isinstance(value, list | tuple):
+        return [x for v in value for x in _leaves(v)]
+    return [value]
+
+
+def _key(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return round(float(value), 6)
+    return str(value).lower()
+
+
+def flow_edges(calls: list[tuple[ToolCall, str]]) -> list[tuple[int, int]]:
+    """Edges (i, j) where call j takes a value call i's result offered (the latest such i).
+
+    A value the user already said in an earlier turn (an argument that did not flow) is not an
+    edge: the signature tracer finds it in the user's text first.
+    """
+    edges: set[tuple[int, int]] = set()
+    said: set[Any] = set()
+    for j in range(len(calls)):
+        flow = Flow(calls[:j])
+        for leaf in _leaves(calls[j][0].arguments):
+            if isinstance(leaf, bool) or leaf is None:
+                continue
+            offer = flow.source(leaf)
+            if offer is not None and _key(leaf) not in said:
+                edges.add((offer.call, j))
+            elif offer is None:
+                said.add(_key(leaf))
+    return sorted(edges)
+
+
+def predict_signature(
+    classes: tuple[str, ...], turns: list[list[tuple[ToolCall, str]]]
+) -> Signature:
+    flat = [c for t in turns for c in t]
+    turn_of = [u for u, t in enumerate(turns) for _ in t]
+    edges = flow_edges(flat)
+    return Signature(
+        classes=tuple(sorted(classes)),
+        functions=tuple(sorted({c.name for c, _ in flat})),
+        calls_per_turn=tuple(len(t) for t in turns),
+        n_calls=len(flat),
+        edges=tuple(edges),
+        depth=dag_depth(len(flat), edges),
+        topology=topology_of(edges),
+        cross_turn_edges=sum(turn_of[i] != turn_of[j] for i, j in edges),
+    )
+
+
+def _weights(
+    names: list[str],
+    world: World,
+    earlier: list[tuple[ToolCall, str]],
+    turn: list[tuple[ToolCall, str]],
+    want_flow: bool,
+    last_turn: bool,
+    topology: str = "independent",
+) -> list[float]:
+    used = {c.name for c, _ in earlier}
+    in_turn = {c.name for c, _ in turn}
+    used_calls = [c for c, _ in earlier]
+    flow = Flow(earlier)
+    offered = {o.kind for o in flow.offers}
+    fed = Counter(i for i, _ in flow_edges(earlier))  # out-degree of each earlier call so far
+    out = []
+    for f in names:
+        w = 1.0
+        if f in ALWAYS_FAILS or (f in CLOSERS and not last_turn):
+            w = 0.0
+        elif any(c.name == f and not c.arguments for c in used_calls) and f not in ("cd",):
+            w = 0.05  # a second bare call (ls(), pwd()) would duplicate the first
+        else:
+            pairs_up = topology in ("fan-in", "dag") and f in _PAIRED_SOURCES
+            if f in used and not pairs_up:
+                w *= 0.1 if f in in_turn else 0.3
+            if pairs_up:
+                sources = len({o.call for o in flow.offers if o.kind == _PAIRED_SOURCES[f]})
+                # the two sources one call merges (two zip codes → a distance)
+                w *= {0: 3.0, 1: 6.0}.get(sources, 1.0)
+            if CONSUMES.get(f, frozenset()) & offered:
+                w *= 5.0 if want_flow else 0.2
+                w *= _shape_bonus(topology, _producers(f, flow), fed)
+            elif topology in ("fan-in", "dag") and PRODUCES.get(f):
+                w *= 3.0  # a fresh, independent source for a later call to merge
+            if (
+                f in ENABLER.values()
+                and not shut_gates(f, world)
+                and f
+                not in (
+                    "cd",
+                    "place_order",
+                    "create_ticket",
+                    "post_tweet",
+                    "book_flight",
+                    "mkdir",
+                    "add_to_watchlist",
+                )
+            ):
+                w *= 0.3  # a login (or lock, brake) whose effect already holds
+            if f.endswith("get_login_status") or f == "get_current_time":
+                w *= 0.4
+            if f in CLOSERS:
+                w *= 0.3
+        out.append(w)
+    return out
+
+
+_TWO_FROM_ONE_KIND = frozenset(
+    {
+        "estimate_distance",
+        "add",
+        "subtract",
+        "multiply",
+        "divide",
+        "percentage",
+        "mean",
+        "standard_deviation",
+        "min_value",
+        "max_value",
+        "sum_values",
+        "filter_stocks_by_price",
+        "notify_price_change",
+    }
+)
+
+
+# Sources whose values a later call takes two at a time (estimate_distance takes two zip codes).
+_PAIRED_SOURCES = {"get_zipcode_based_on_city": "zipcode", "get_nearest_airport_by_city": "airport"}
+
+
+def _producers(function: str, flow: Flow) -> set[int]:
+    """Earlier calls the function's arguments will most likely take values from."""
+    out: set[int] = set()
+    for kind in CONSUMES.get(function, frozenset()):
+        calls = sorted({o.call for o in flow.offers if o.kind == kind}, reverse=True)
+        out.update(calls[: 2 if function in _TWO_FROM_ONE_KIND else 1])
+    return out
+
+
+def _shape_bonus(topology: str, producers: set[int], fed: Counter[int]) -> float:
+    """Favour a consumer whose edges move the walk toward the seed's topology."""
+    if not producers:
+        return 1.0
+    if topology in ("fan-out", "dag") and any(fed[p] >= 1 for p in producers):
+        return 4.0
+    if topology in ("fan-in", "dag") and len(producers) >= 2:
+        return 4.0
+    if topology == "chain" and len(producers) == 1 and not any(fed[p] for p in producers):
+        return 3.0
+    return 1.0
+
+
+def _draw(names: list[str], weights: list[float], rng: random.Random) -> str | None:
+    total = sum(weights)
+    if total <= 0:
+        return None
+    x = rng.random() * total
+    for name, w in zip(names, weights, strict=True):
+        x -= w
+        if x <= 0 and w > 0:
+            return name
+    return next((n for n, w in zip(names, weights, strict=True) if w > 0), None)
+
+
+def _try(
+    seq: list[str], world: World, earlier: list[tuple[ToolCall, str]], rng: random.Random
+) -> list[tuple[ToolCall, str]] | None:
+    new: list[tuple[ToolCall, str]] = []
+    for name in seq:
+        args = sample_arguments(name, world, earlier + new, rng)
+        if isinstance(args, Failure):
+            return None
+        call = ToolCall(name=name, arguments=args)
+        outcome = world.execute(call)
+        if error_message(outcome.text) is not None:
+            return None
+        new.append((call, outcome.text))
+    return new
+
+
+def walk(
+    template: WorldTemplate,
+    classes: list[str],
+    targets: list[int],
+    want_flow: bool,
+    rng: random.Random,
+    topology: str = "independent",
+) -> list[list[tuple[ToolCall, str]]] | None:
+    docs = function_docs()
+    world = template.fresh()
+    earlier: list[tuple[ToolCall, str]] = []
+    turns: list[list[tuple[ToolCall, str]]] = []
+    for u, (cls, target) in enumerate(zip(classes, targets, strict=True)):
+        names = [d["name"] for d in docs[cls]]
+        turn: list[tuple[ToolCall, str]] = []
+        banned: set[str] = set()
+        for _ in range(_TRIES_PER_SLOT * target):
+            if len(turn) >= target:
+                break
+            weights = _weights(
+                names, world, earlier, turn, want_flow, u == len(targets) - 1, topology
+            )
+            weights = [0.0 if n in banned else w for n, w in zip(names, weights, strict=True)]
+            f = _draw(names, weights, rng)
+            if f is None:
+                break
+            seq = _expand(f, world)
+            if seq is None or len(turn) + len(seq) > MAX_CALLS:
+                banned.add(f)
+                continue
+            snapshot = pickle.dumps(world.instances, protocol=pickle.HIGHEST_PROTOCOL)
+            new = _try(seq, world, earlier, rng)
+            if new is None:
+                world = World(pickle.loads(snapshot))  # noqa: S301 - our own bytes
+                banned.add(f)
+                continue
+            earlier += new
+            turn += new
+        if not turn:
+            return None
+        turns.append(turn)
+    return turns
+
+
+def propose(ctx: PlanContext) -> Plan | Failure:
+    """The best of `N_CANDIDATES` walks, as a `Plan` (its notes give the predicted shape)."""
+    classes = tuple(c for c in ctx.classes if c in function_docs())
+    if not classes:
+        return Failure("func_sample_failed", "the seed has no known classes")
+    # The execute stage runs a base-shaped draft (augment adds long context later), so plan in
+    # the same world: the seed's config loaded without the long-context extensions.
+    shell = Task(
+        id="multi_turn_base_plan",
+        question=[],
+        initial_config=ctx.seed.initial_config,
+        involved_classes=list(ctx.seed.involved_classes),
+        ground_truth=[],
+    )
+    try:
+        template = WorldTemplate(shell)
+    except Exception as e:  # noqa: BLE001 - a seed whose state does not load is data
+        return Failure("func_sample_failed", f"the seed's world does not load: {e!r}")
+    sig = ctx.seed_signature
+    targets = _targets(sig)
+    want_flow = sig.depth >= 2
+    best: Walk | None = None
+    for k in range(N_CANDIDATES):
+        offset = (ctx.attempt + k) % len(classes)
+        turns = walk(
+            template,
+            turn_classes(classes, len(targets), offset),
+            targets,
+            want_flow,
+            ctx.rng,
+            sig.topology,
+        )
+        if turns is None:
+            continue
+        predicted = predict_signature(tuple(ctx.seed.involved_classes), turns)
+        candidate = Walk(turns, predicted, signature_distance(predicted, sig, STRUCTURE_WEIGHTS))
+        if best is None or candidate.distance < best.distance:
+            best = candidate
+        if best.distance <= GOOD_ENOUGH:
+            break
+    if best is None:
+        return Failure(
+            "func_sample_failed", "no walk over the API graph executed in the seed's state"
+        )
+    s = best.signature
+    notes = f"predicted topology={s.topology} depth={s.depth} cross_turn={s.cross_turn_edges} distance={best.distance:.3f}"
+    return Plan(turns=tuple(tuple(c.name for c, _ in t) for t in best.turns), notes=notes)

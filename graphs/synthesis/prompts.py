@@ -1,0 +1,133 @@
+"""Prompts of the LLM backend, one builder per stage; each returns chat messages.
+
+Every prompt asks for its answer as JSON inside one XML-like tag (`<plan>`, `<arguments>`,
+`<queries>`, `<verdict>`), which `llm.extract_json` reads defensively (tag, fenced block, or the
+first JSON value in the text). Inputs that can be large (simulator state, call results) are cut
+to a fixed number of characters so that a long-context world never overflows a prompt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rods.tasks import Signature, Task, ToolCall
+
+MAX_STATE_CHARS = 6000  # public simulator state shown to the argument generator
+MAX_RESULT_CHARS = 600  # one call result shown in a prompt
+
+SYSTEM = (
+    "You write training data for tool-using assistants in a simulated environment "
+    "(file system, messaging, social media, tickets, trading, travel booking, vehicle control, "
+    "math). Follow the output format exactly: JSON inside the requested tag, nothing else inside it."
+)
+
+
+def _cut(text: str, limit: int) -> str:
+    """One line of at most `limit` characters (results may hold newlines: file contents)."""
+    text = " ".join(text.split("\n"))
+    return text if len(text) <= limit else text[: limit - 15] + " …[truncated]"
+
+
+def _doc_line(doc: dict[str, Any]) -> str:
+    params = doc.get("parameters", {}).get("properties", {})
+    required = set(doc.get("parameters", {}).get("required", []))
+    args = ", ".join(f"{p}{'' if p in required else '?'}: {v.get('type', '?')}" for p, v in params.items())
+    desc = doc.get("description", "").split("Tool description:")[-1].strip()
+    return f"- {doc['name']}({args}): {_cut(desc, 160)}"
+
+
+def _conversation(task: Task) -> str:
+    lines = []
+    for u, (msgs, gt) in enumerate(zip(task.question, task.ground_truth, strict=True)):
+        text = " ".join(m.content for m in msgs) or "(no user message)"
+        lines.append(f"Turn {u}: user: {text}\n        calls: {gt}")
+    return "\n".join(lines)
+
+
+def plan_messages(
+    seed: Task, signature: Signature, docs: Sequence[dict[str, Any]], attempt: int, min_turns: int, max_turns: int
+) -> list[dict[str, str]]:
+    functions = "\n".join(_doc_line(d) for d in docs)
+    user = f"""A seed conversation and its ground-truth calls:
+{_conversation(seed)}
+
+Its structure: calls per turn {list(signature.calls_per_turn)}, data-flow topology {signature.topology}, dependency depth {signature.depth}, cross-turn dependencies {signature.cross_turn_edges}.
+
+Available functions (classes: {", ".join(seed.involved_classes)}):
+{functions}
+
+Plan a NEW conversation that exercises the same skills with the same structure: {min_turns}-{max_turns} user turns, 1-3 calls per turn, same topology and depth, possibly different functions of the same classes. Keep a coherent order (log in before acting, fuel before driving, go to a directory before reading its files). Do not plan turns without calls. This is attempt {attempt}; vary the scenario.
+
+Answer as <plan>{{"turns": [["function", ...], ...], "notes": "one-sentence scenario"}}</plan>."""
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def _state_json(state: dict[str, Any]) -> str:
+    return _cut(json.dumps(state, default=str, sort_keys=True), MAX_STATE_CHARS)
+
+
+def argument_messages(
+    doc: dict[str, Any],
+    state: dict[str, Any],
+    earlier: Sequence[tuple[ToolCall, str]],
+    turn: int,
+    feedback: str = "",
+) -> list[dict[str, str]]:
+    history = "\n".join(
+        f"- {c.to_python()} -> {_cut(r, MAX_RESULT_CHARS)}" for c, r in earlier
+    ) or "(none yet)"
+    user = f"""Write the arguments of the next call (turn {turn}) of a synthetic conversation.
+
+Function: {json.dumps(doc, sort_keys=True)}
+
+Current simulator state: {_state_json(state)}
+
+Earlier calls and their results:
+{history}
+
+Ground every value in the state or an earlier result where it exists (real file names, ids, users, prices); otherwise invent a realistic value. Strings at most 200 characters, lists at most 5 items. Do not repeat an earlier call exactly.{(" Previous try failed: " + feedback) if feedback else ""}
+
+Answer as <arguments>{{"parameter": value, ...}}</arguments>."""
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def query_messages(
+    calls_per_turn: Sequence[Sequence[ToolCall]], results_per_turn: Sequence[Sequence[str]]
+) -> list[dict[str, str]]:
+    turns = []
+    for u, (calls, results) in enumerate(zip(calls_per_turn, results_per_turn, strict=True)):
+        body = "\n".join(
+            f"    {c.to_python()} -> {_cut(r, MAX_RESULT_CHARS)}" for c, r in zip(calls, results, strict=True)
+        )
+        turns.append(f"Turn {u}:\n{body}")
+    user = f"""These calls were executed, turn by turn:
+{chr(10).join(turns)}
+
+Write the user's message for every turn, all together, as one coherent scenario of one person. Each message must imply every call of its turn and state every value the assistant cannot find out itself (names, contents, amounts), may refer to earlier turns' results, and must read naturally: never name a function or a parameter, no code, no numbered steps.
+
+Answer as <queries>["message of turn 0", ...]</queries> with exactly {len(calls_per_turn)} strings."""
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def judge_messages(task: Task) -> list[dict[str, str]]:
+    user = f"""Judge this synthetic conversation strictly:
+{_conversation(task)}
+
+Reject it if a message does not imply exactly its turn's calls, contradicts the state or earlier turns, is incoherent across turns, is unnatural, names a function or parameter, or leaks reasoning steps.
+
+Answer as <verdict>{{"ok": true or false, "reasons": ["short reason", ...]}}</verdict>."""
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def repair_messages(task: Task, reasons: Sequence[str]) -> list[dict[str, str]]:
+    user = f"""This synthetic conversation was rejected:
+{_conversation(task)}
+
+Reasons: {"; ".join(reasons) or "unspecified"}
+
+Rewrite all user messages (same calls, same number of turns) to fix the problems, following the same rules: imply every call of the turn, state every needed value, name no function or parameter, no numbered steps.
+
+Answer as <queries>["message of turn 0", ...]</queries> with exactly {task.n_turns} strings."""
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]

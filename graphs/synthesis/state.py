@@ -1,0 +1,158 @@
+"""The synthesis graph's state, its run-wide dependencies, its settings and its result.
+
+What lives here:
+- `SynthConfig`: the few knobs of one synthesis run (bounds of every loop, gate limits).
+- `SynthDeps`: what every node needs but never changes (backend, config, caches, dedup indexes);
+  passed as LangGraph's run context, never stored in the state.
+- `SynthState`: the narrow state the nodes read and update. Per-attempt fields are reset by the
+  `retry` node; counters bound every loop (attempts per variant, plan parse retries, config
+  patches, judge repairs); outputs accumulate through reducers (`accepted`, counts, latency).
+- `SynthesisResult`: what `synthesize` returns, and `result_metrics` its flat metrics.
+"""
+
+from __future__ import annotations
+
+import operator
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from graphs.synthesis.backend import Backend, Plan, Usage, Verdict
+from rods.env.reward import GroundTruthCache
+from rods.signature import MATCH_TOLERANCE
+from rods.tasks import Signature, Task, ToolCall
+
+
+class SynthConfig(BaseModel):
+    """Bounds and limits of one synthesis run (paper defaults)."""
+
+    model_config = ConfigDict(frozen=True)
+    max_attempts: int = 3  # full attempts (plan → … → augment) per requested variant
+    max_plan_retries: int = 3  # re-asks of the planner after an unusable plan, per attempt
+    max_repairs: int = 1  # query rewrites after a judge rejection, per attempt
+    max_patches: int = 3  # minimal initial-config patches per attempt
+    max_arg_retries: int = 2  # re-asks for one call's arguments (bad, duplicate, or erroring)
+    max_string_chars: int = 200  # longest string argument of a ground-truth call
+    max_list_items: int = 5  # longest list argument of a ground-truth call
+    signature_tolerance: float = MATCH_TOLERANCE  # largest structural distance to the seed
+    near_duplicate: float = 0.5  # shingle Jaccard at or above which two tasks are duplicates (BFCL: twins ≥ 0.86, unrelated median 0.06)
+    min_turns: int = 2  # planned user turns (before augment adds its turns)
+    max_turns: int = 5
+    max_calls_per_turn: int = 3
+
+
+def merge_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    """Reducer: add counts key by key."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = out.get(k, 0) + v
+    return out
+
+
+def merge_seconds(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = out.get(k, 0.0) + v
+    return out
+
+
+def merge_usage(a: Usage, b: Usage) -> Usage:
+    out = Usage()
+    out.add(a)
+    out.add(b)
+    return out
+
+
+Outcome = Literal["ok", "retry", "patched", "repair", "failed", "accepted"]
+
+
+class SynthState(TypedDict, total=False):
+    # --- input (set once)
+    seed: Task
+    n_variants: int
+    # --- extract_skills
+    seed_signature: Signature
+    # --- loop counters
+    slot: int  # variants finished (accepted or given up)
+    attempt: int  # full attempts spent on the current variant
+    attempts_total: int
+    plan_retries: int  # planner re-asks within the current attempt
+    patches: int  # config patches within the current attempt
+    repairs: int  # judge repairs within the current attempt
+    # --- per attempt
+    outcome: Outcome  # what the last node concluded; read by the routers
+    plan: Plan | None
+    initial_config: dict[str, Any]
+    calls_per_turn: tuple[tuple[ToolCall, ...], ...] | None
+    results_per_turn: tuple[tuple[str, ...], ...] | None
+    draft: Task | None
+    verdict: Verdict | None
+    # --- outputs (reducers accumulate)
+    accepted: Annotated[list[Task], operator.add]
+    failures: Annotated[dict[str, int], merge_counts]
+    rejections: Annotated[dict[str, int], merge_counts]
+    patch_counts: Annotated[dict[str, int], merge_counts]
+    latency_s: Annotated[dict[str, float], merge_seconds]
+    usage: Annotated[Usage, merge_usage]
+
+
+@dataclass
+class SynthDeps:
+    """Run-wide dependencies of the nodes (LangGraph run context). Not shared across runs,
+    except the dedup indexes, which lock themselves."""
+
+    backend: Backend
+    config: SynthConfig
+    rng: random.Random
+    cache: GroundTruthCache
+    eval_index: Any  # gates.DedupIndex over the held-out tasks (None: guard off)
+    pool_index: Any  # gates.DedupIndex over the pool plus this run's accepted variants
+    request_id: str | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+class SynthesisResult(BaseModel):
+    """The outcome of one `synthesize` call: validated tasks and what it took."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    request_id: str | None = None
+    seed_id: str
+    tasks: list[Task] = Field(default_factory=list)
+    failures: dict[str, int] = Field(default_factory=dict)  # backend/pipeline codes (FAILURE_CODES)
+    rejections: dict[str, int] = Field(default_factory=dict)  # gate and augment reason codes
+    patches: dict[str, int] = Field(default_factory=dict)  # config patches applied, by kind
+    attempts: int = 0
+    requested: int = 0
+    latency_s: dict[str, float] = Field(default_factory=dict)  # wall seconds per stage
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    model_calls: int = 0
+    exceptions: list[str] = Field(default_factory=list)  # first few `pipeline_exception` details
+
+
+def result_metrics(result: SynthesisResult) -> dict[str, float]:
+    """Flat slash-named metrics of one result (sum them across results for a run)."""
+    out: dict[str, float] = {
+        "synth/requested": float(result.requested),
+        "synth/accepted": float(len(result.tasks)),
+        "synth/attempts": float(result.attempts),
+        "synth/accept_rate": len(result.tasks) / result.attempts if result.attempts else float("nan"),
+        "synth/attempts_per_task": (
+            result.attempts / len(result.tasks) if result.tasks else float("nan")
+        ),
+        "synth/tokens": float(result.prompt_tokens + result.completion_tokens),
+        "synth/cost_usd": float(result.cost_usd),
+    }
+    for reason, n in sorted(result.rejections.items()):
+        out[f"synth/reject/{reason}"] = float(n)
+    for code, n in sorted(result.failures.items()):
+        out[f"synth/fail/{code}"] = float(n)
+    for kind, n in sorted(result.patches.items()):
+        out[f"synth/patch/{kind}"] = float(n)
+    for stage, s in sorted(result.latency_s.items()):
+        out[f"time/synth/{stage}"] = float(s)
+    return out
