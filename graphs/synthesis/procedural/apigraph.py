@@ -190,10 +190,6 @@ def _files_here(w: World, n: int = 1) -> bool:
     )
 
 
-def _empty_dir_here(w: World) -> bool:
-    return any(isinstance(i, Directory) and not i.contents for i in _fs_cwd(w).contents.values())
-
-
 def _travel_token(w: World) -> bool:
     api = w.instances["TravelAPI"]
     return api.access_token is not None and api.token_expires_in not in (0, None)
@@ -224,7 +220,8 @@ Gate = Callable[[World], bool]
 GATES: dict[str, Gate] = {
     "files_here": _files_here,
     "two_files_here": lambda w: _files_here(w, 2),
-    "empty_dir_here": _empty_dir_here,
+    # rmdir removes only a folder the variant made (see samplers_fs.rmdir): always make one
+    "empty_dir_here": lambda w: False,
     "twitter_auth": lambda w: bool(w.instances["TwitterAPI"].authenticated),
     "a_tweet": lambda w: bool(w.instances["TwitterAPI"].tweets),
     "trading_auth": lambda w: bool(w.instances["TradingBot"].authenticated),

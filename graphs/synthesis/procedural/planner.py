@@ -31,6 +31,7 @@ from graphs.synthesis.procedural.apigraph import (
     CLOSERS,
     CONSUMES,
     ENABLER,
+    GATES,
     PRODUCES,
     shut_gates,
 )
@@ -173,21 +174,10 @@ def _weights(
                 w *= _shape_bonus(topology, _producers(f, flow), fed)
             elif topology in ("fan-in", "dag") and PRODUCES.get(f):
                 w *= 3.0  # a fresh, independent source for a later call to merge
-            if (
-                f in ENABLER.values()
-                and not shut_gates(f, world)
-                and f
-                not in (
-                    "cd",
-                    "place_order",
-                    "create_ticket",
-                    "post_tweet",
-                    "book_flight",
-                    "mkdir",
-                    "add_to_watchlist",
-                )
-            ):
-                w *= 0.3  # a login (or lock, brake) whose effect already holds
+            if f in _SWITCHES and all(GATES[g](world) for g in _SWITCHES[f]):
+                w *= 0.3  # a login (or lock, brake, start) whose effect already holds
+            if f == "rmdir":
+                w *= 0.3  # it always needs its own mkdir first: make that pair rare
             if f.endswith("get_login_status") or f == "get_current_time":
                 w *= 0.4
             if f in CLOSERS:
@@ -195,6 +185,22 @@ def _weights(
         out.append(w)
     return out
 
+
+# Functions that only switch a state on (logins, locking, braking, starting), with the gates
+# they open: worth calling again only while a gate is still shut.
+_SWITCHES: dict[str, list[str]] = {
+    f: [g for g, e in ENABLER.items() if e == f]
+    for f in (
+        "authenticate_twitter",
+        "trading_login",
+        "message_login",
+        "ticket_login",
+        "authenticate_travel",
+        "lockDoors",
+        "pressBrakePedal",
+        "startEngine",
+    )
+}
 
 _TWO_FROM_ONE_KIND = frozenset(
     {

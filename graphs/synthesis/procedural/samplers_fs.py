@@ -178,7 +178,7 @@ def grep(s: Scope) -> dict[str, Any]:
     files = [f for f in _files(s) if _file_text(s, f).split()]
     name = _pick_recent(s, files, "file with text")
     words = [w.strip(".,;:!?()'\"") for w in _file_text(s, name).split()]
-    words = [w for w in words if len(w) >= 3 and w.isascii()][:200]
+    words = [w for w in words if len(w) >= 4 and w.isascii()][:200] or [w for w in words if w][:200]
     return {"file_name": name, "pattern": s.pick(words, "word")}
 
 
@@ -250,8 +250,15 @@ def rm(s: Scope) -> dict[str, Any]:
 
 
 def rmdir(s: Scope) -> dict[str, Any]:
-    empty = [d for d in _dirs(s) if not _cwd(s).contents[d].contents]  # type: ignore[union-attr]
-    return {"dir_name": _pick_recent(s, empty, "empty folder")}
+    """Only a folder this variant made: a folder empty in the seed's state is filled with files
+    once the variant is augmented to long context (bfcl-eval populates empty leaf folders)."""
+    made = [c.arguments.get("dir_name") for c in s.flow.calls if c.name == "mkdir"]
+    empty = [
+        d
+        for d in _dirs(s)
+        if d in made and not _cwd(s).contents[d].contents  # type: ignore[union-attr]
+    ]
+    return {"dir_name": _pick_recent(s, empty, "folder made in this conversation")}
 
 
 # ---------------------------------------------------------------- MathAPI

@@ -164,7 +164,7 @@ TEMPLATES: dict[str, tuple[Template, ...]] = {
     ),
     "cp": (
         lambda a: f"copy {a.v('source')} to {a.v('destination')}",
-        lambda a: f"duplicate {a.v('source')} as {a.v('destination')}",
+        lambda a: f"make a copy of {a.v('source')} at {a.v('destination')}",
     ),
     "mv": (
         lambda a: f"move {a.v('source')} to {a.v('destination')}",
