@@ -51,6 +51,9 @@ class DetectorRules(BaseModel):
             )
 
 
+DEFAULT_RULES = DetectorRules()
+
+
 class GroupStats(BaseModel):
     """What one task's rollout group says about it at one policy step."""
 
@@ -101,7 +104,7 @@ def boundary_score(reward_mean: float) -> float:
     return 4.0 * reward_mean * (1.0 - reward_mean)
 
 
-def region_of(reward_mean: float, rules: DetectorRules = DetectorRules()) -> str:
+def region_of(reward_mean: float, rules: DetectorRules = DEFAULT_RULES) -> str:
     """hard | boundary | mastered; `unscored` for NaN."""
     if math.isnan(reward_mean):
         return UNSCORED
@@ -113,7 +116,7 @@ def region_of(reward_mean: float, rules: DetectorRules = DetectorRules()) -> str
 
 
 def group_stats(
-    task_id: str, rewards_G: Sequence[float], rules: DetectorRules = DetectorRules()
+    task_id: str, rewards_G: Sequence[float], rules: DetectorRules = DEFAULT_RULES
 ) -> GroupStats:
     """Mean, population variance and region of one group; NaN rewards are left out and counted."""
     finite_G = [float(r) for r in rewards_G if not math.isnan(float(r))]
@@ -132,7 +135,9 @@ def group_stats(
     )
 
 
-def in_cooldown(task_id: str, policy_step: int, last_requested: Mapping[str, int], cooldown: int) -> bool:
+def in_cooldown(
+    task_id: str, policy_step: int, last_requested: Mapping[str, int], cooldown: int
+) -> bool:
     """True when the task was requested fewer than `cooldown` steps before `policy_step`."""
     last = last_requested.get(task_id)
     return last is not None and policy_step - last < cooldown
@@ -142,7 +147,7 @@ def select_requests(
     stats_B: Sequence[GroupStats],
     policy_step: int,
     last_requested: Mapping[str, int],
-    rules: DetectorRules = DetectorRules(),
+    rules: DetectorRules = DEFAULT_RULES,
     signatures: Mapping[str, Signature] | None = None,
 ) -> list[BoundaryRequest]:
     """The step's requests: boundary groups, best score first, within budget, quota and cooldown.
@@ -188,7 +193,9 @@ def select_requests(
     return out
 
 
-def boundary_metrics(stats_B: Sequence[GroupStats], n_requests: int | None = None) -> dict[str, float]:
+def boundary_metrics(
+    stats_B: Sequence[GroupStats], n_requests: int | None = None
+) -> dict[str, float]:
     """Flat metrics of one step: region fractions, mean variance per region, requests published."""
     scored_B = [s for s in stats_B if s.scored]
     n = len(scored_B)

@@ -35,7 +35,7 @@ from rods.boundary import DetectorRules, boundary_score, region_of
 from rods.tasks import Task
 
 TaskState = Literal["staged", "active", "retired"]
-STATES: tuple[TaskState, ...] = ("staged", "active", "retired")
+STATES: tuple[TaskState, ...] = ("active", "staged", "retired")  # export order
 RetireReason = Literal["trial", "mastered", "hard", "stale", "over_cap", "manual"]
 SampleMode = Literal["uniform", "boundary"]
 UNSEEN = "unseen"
@@ -214,7 +214,10 @@ def prune_key(record: TaskRecord) -> tuple[float, int, str]:
 def sweep_plan(
     active: Sequence[TaskRecord], step: int, rules: PoolRules
 ) -> list[tuple[str, RetireReason]]:
-    """Retirements of an epoch sweep: stale first, then over-cap pruning of synthetic tasks."""
+    """Retirements of an epoch sweep: stale first, then over-cap pruning of synthetic tasks.
+
+    Deterministic: stale tasks in admission order, pruned ones in `prune_key` order."""
+    active = sorted(active, key=lambda r: (r.seq, r.task_id))
     out: list[tuple[str, RetireReason]] = []
     stale: set[str] = set()
     for r in active:
@@ -222,7 +225,9 @@ def sweep_plan(
             out.append((r.task_id, "stale"))
             stale.add(r.task_id)
     synthetic = [
-        r for r in active if r.state == "active" and r.origin == "synthetic" and r.task_id not in stale
+        r
+        for r in active
+        if r.state == "active" and r.origin == "synthetic" and r.task_id not in stale
     ]
     excess = len(synthetic) - rules.p_max
     if excess > 0:
@@ -259,9 +264,7 @@ def count_keys(record: TaskRecord, rules: PoolRules) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def count_delta(
-    old: TaskRecord | None, new: TaskRecord | None, rules: PoolRules
-) -> dict[str, int]:
+def count_delta(old: TaskRecord | None, new: TaskRecord | None, rules: PoolRules) -> dict[str, int]:
     """Counter increments that turn `old`'s contribution into `new`'s (zeros left out)."""
     delta: dict[str, int] = {}
     for key in count_keys(old, rules) if old else ():
@@ -284,4 +287,16 @@ def pool_metrics(counts: dict[str, int]) -> dict[str, float]:
     """Flat slash-named metrics: `buffer/active`, `buffer/active/origin/synthetic`, …"""
     out = {f"buffer/{state}": 0.0 for state in STATES}
     out.update({f"buffer/{k}": float(v) for k, v in counts.items() if v})
+    return out
+
+
+def nest_counts(counts: dict[str, int]) -> dict[str, dict[str, object]]:
+    """Flat counters → per state: `{"active": {"total": 400, "origin": {"seed": 400}, …}}`,
+    for every state, with empty dimensions for states that hold nothing."""
+    out: dict[str, dict[str, object]] = {s: {"total": counts.get(s, 0)} for s in STATES}
+    for key, n in counts.items():
+        parts = key.split("/", 2)
+        if len(parts) == 3 and parts[0] in out:
+            dims = out[parts[0]].setdefault(parts[1], {})
+            dims[parts[2]] = n  # type: ignore[index]
     return out

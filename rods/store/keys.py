@@ -11,7 +11,8 @@ Layout of a run (types in brackets):
 - `staged` [set], `active` [zset, score = boundary sample weight], `retired` [set] of task ids.
 - `counts` [hash] counters `<state>`, `<state>/<dimension>/<value>` (see `rods.pool.count_keys`).
 - `seq` [string] admission counter; `requests_done` [set] boundary request ids already stored.
-- `events` [stream] the buffer's event log (one `BufferEvent` JSON per task change).
+- `events` [stream] the buffer's event log: one entry per write, fields `event` (header JSON)
+  and `records` (JSON array of the changed records) — see `rods.store.events`.
 - `boundary` [stream] `BoundaryRequest`s; `boundary:dead` [stream] requests that failed N times.
 - `boundary:seen:<request id>` [string, TTL] publish dedup marker; `boundary:last` [hash] task id
   → last step a request was published (the detector's cooldown); `boundary:errors` [hash] stream
@@ -32,8 +33,10 @@ DISPATCH_GROUP = "dispatchers"
 SYNTH_QUEUE = "rods.synth"
 SYNTH_TASK = "rods.synthesize"
 # Stream entry field names.
-EVENT_FIELD = "event"
-REQUEST_FIELD = "request"
+EVENT_FIELD = "event"  # events stream: the event header JSON
+RECORDS_FIELD = "records"  # events stream: JSON array of the records the write left
+REQUEST_FIELD = "request"  # boundary stream: the BoundaryRequest JSON
+DEAD_FIELD = "dead"  # dead-letter stream: the DeadLetter JSON
 
 
 def check_run(run: str) -> str:

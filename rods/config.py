@@ -1,0 +1,88 @@
+"""One settings object per process, read from the environment (prefix `RODS_`, and `REDIS_URL`).
+
+Fields are grouped by concern, each with a one-line comment. `Settings()` reads the environment
+once; pass the object down instead of reading the environment again. The pure rule objects
+(`DetectorRules`, `PoolRules`) are built from it with `detector_rules()` and `pool_rules()`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rods.boundary import DetectorRules
+from rods.pool import PoolRules
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RODS_", extra="ignore", frozen=True)
+
+    # --- Redis connection
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "RODS_REDIS_URL", "redis_url"),
+    )  # the one Redis every process of a run talks to
+    run: str = "default"  # run name: every key lives under rods:<run>:
+    connect_timeout_s: float = 5.0  # TCP connect timeout per attempt
+    socket_timeout_s: float = 10.0  # reply timeout of one command
+    connect_retries: int = 6  # attempts (with exponential backoff) on connection errors
+    backoff_base_s: float = 0.05  # first backoff; doubles per attempt
+    backoff_cap_s: float = 2.0  # longest single backoff
+
+    # --- detector (rods.boundary)
+    hard_below: float = 0.20  # r̄ below: hard region
+    mastered_above: float = 0.85  # r̄ above: mastered region
+    request_budget: int = 16  # M: most boundary requests per policy step
+    category_quota: int = 4  # most requests per category per step
+    cooldown_steps: int = 10  # steps before the same task may be requested again
+    n_variants: int = 1  # variants asked per request
+
+    # --- replay buffer (rods.pool)
+    beta: float = 0.20  # most staged tasks promoted per epoch, as a fraction of the active pool
+    p_max: int = 400  # most synthetic tasks active at once
+    trial_below: float = 0.20  # synthetic task dropped when its first r̄ is below this
+    retire_mastered_above: float = 0.95  # recent r̄ above this retires a task (mastered)
+    retire_hard_below: float = 0.20  # recent r̄ below this retires a task (hard)
+    retire_min_obs: int = 2  # observations before mastered/hard retirement applies
+    history_k: int = 4  # group means kept per task
+    stale_steps: int = 200  # unobserved this many steps → retired as stale
+    seeds_can_retire: bool = False  # whether the 400 seeds may ever retire
+    sample_mode: Literal["uniform", "boundary"] = "uniform"  # how the trainer samples the pool
+    weight_floor: float = 0.05  # least boundary-weighted sampling weight
+    # approximate cap of the event log (entries); a 32-group report event is ~11 KB, so 200k
+    # entries is ~2 GB at most; the log replays completely only while it is not trimmed
+    events_maxlen: int = 200_000
+
+    # --- boundary stream (rods.store.stream)
+    stream_maxlen: int = 10_000  # approximate cap of the boundary stream
+    claim_idle_ms: int = 60_000  # a pending request idle this long is reclaimed from its consumer
+    max_deliveries: int = 3  # deliveries before a request goes to the dead-letter stream
+    dedup_ttl_s: int = 7 * 24 * 3600  # how long a published request id is remembered
+
+    def detector_rules(self) -> DetectorRules:
+        return DetectorRules(
+            hard_below=self.hard_below,
+            mastered_above=self.mastered_above,
+            budget=self.request_budget,
+            category_quota=self.category_quota,
+            cooldown_steps=self.cooldown_steps,
+            n_variants=self.n_variants,
+        )
+
+    def pool_rules(self) -> PoolRules:
+        return PoolRules(
+            beta=self.beta,
+            p_max=self.p_max,
+            trial_below=self.trial_below,
+            mastered_above=self.retire_mastered_above,
+            hard_below=self.retire_hard_below,
+            min_obs=self.retire_min_obs,
+            history_k=self.history_k,
+            stale_steps=self.stale_steps,
+            seeds_can_retire=self.seeds_can_retire,
+            sample_mode=self.sample_mode,
+            weight_floor=self.weight_floor,
+            detector=self.detector_rules(),
+        )
