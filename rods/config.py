@@ -61,6 +61,16 @@ class Settings(BaseSettings):
     max_deliveries: int = 3  # deliveries before a request goes to the dead-letter stream
     dedup_ttl_s: int = 7 * 24 * 3600  # how long a published request id is remembered
 
+    # --- synthesis service (services/, graphs/)
+    synth_backend: Literal["procedural", "llm"] = "procedural"  # llm needs synth_model
+    synth_model: str | None = None  # any litellm model string, e.g. openai/gpt-4o-mini
+    synth_api_base: str | None = None  # OpenAI-compatible server, e.g. http://synth-llm:8000/v1
+    synth_temperature: float = 1.0  # sampling temperature of the synthesizer (paper: 1.0)
+    synth_top_p: float = 0.7  # nucleus sampling of the synthesizer (paper: 0.7)
+    synth_signature_tolerance: float = 0.15  # largest structural distance of a variant to its seed
+    synth_soft_time_limit_s: int = 600  # one request's graph run; then the task fails and retries
+    dispatch_max_in_flight: int = 8  # requests sent to workers and not yet finished
+
     def detector_rules(self) -> DetectorRules:
         return DetectorRules(
             hard_below=self.hard_below,

@@ -121,3 +121,14 @@ class RunKeys:
     @property
     def boundary_errors(self) -> str:
         return f"{self.base}:boundary:errors"
+
+    # synthesis service
+    @property
+    def synth_metrics(self) -> str:
+        """[hash] summed synthesis metrics of the run (`synth/…`, `time/synth/…`)."""
+        return f"{self.base}:synth:metrics"
+
+    @property
+    def synth_latency(self) -> str:
+        """[list] boundary-detection → staged latencies in seconds, newest first."""
+        return f"{self.base}:synth:latency"

@@ -1,0 +1,49 @@
+"""Service entry points: `rods worker` (Celery synthesis worker) and `rods dispatcher`.
+
+Both read their settings from the environment (REDIS_URL, RODS_RUN, RODS_SYNTH_*), as the
+compose services do. `services` is imported inside the commands only.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import typer
+
+from rods.config import Settings
+from rods.store.keys import SYNTH_QUEUE
+
+
+def worker(
+    concurrency: int = typer.Option(1, help="graph runs at once in this worker process group"),
+    pool: str = typer.Option(
+        "prefork", help="prefork (CPU-bound procedural backend) or threads (LLM backend: waits on the model)"
+    ),
+    loglevel: str = typer.Option("info", help="Celery log level"),
+) -> None:
+    """Run a Celery synthesis worker on the `rods.synth` queue."""
+    from services.celery_app import app
+
+    app.worker_main(
+        ["worker", f"--concurrency={concurrency}", f"--pool={pool}", "-Q", SYNTH_QUEUE,
+         f"--loglevel={loglevel}", "--without-gossip", "--without-mingle"]
+    )  # fmt: skip
+
+
+def dispatcher(
+    run: str = typer.Option(None, help="run name (default: RODS_RUN)"),
+    max_in_flight: int = typer.Option(None, help="requests sent and unfinished at once (default: RODS_DISPATCH_MAX_IN_FLIGHT)"),
+) -> None:
+    """Consume the boundary stream of a run and send one Celery task per request."""
+    from services.dispatcher import Dispatcher
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    d = Dispatcher(settings, run or settings.run, max_in_flight=max_in_flight)
+    stats = d.run_forever(stop)
+    typer.echo(f"dispatcher stopped: {stats.sent} sent, {stats.done} done, {stats.failed} failed, {stats.dead} dead-lettered")
