@@ -7,6 +7,7 @@
     rods buffer init|stats|export|import  the Redis replay buffer of a run
     rods synth run|validate               synthesize variants of a seed; check a task file
     rods worker | rods dispatcher         the synthesis service (Celery worker, stream consumer)
+    rods sft | train | trainer | eval     warm start, GRPO training, the trainer service, evaluation
 
 The CLI is the one module of `rods` that reaches into `graphs`, `trainer` and `services`, and it
 does so only inside command functions, so `rods --help` never imports torch or LangGraph.
@@ -24,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rods import cli_services
+from rods import cli_services, cli_train, cli_trainer
 from rods import tasks as T
 from rods.cli_buffer import buffer_app
 from rods.cli_synth import synth_app
@@ -239,6 +240,10 @@ def demo() -> None:
 app.add_typer(buffer_app, name="buffer", help="The Redis replay buffer of a run.")
 app.add_typer(synth_app, name="synth", help="Synthesize task variants from a seed (no Celery).")
 app.command("worker")(cli_services.worker)
+app.command("train")(cli_train.train)
+app.command("trainer")(cli_train.trainer_service)
+app.command("eval")(cli_train.evaluate)
+app.command("sft")(cli_trainer.sft)
 app.command("dispatcher")(cli_services.dispatcher)
 
 

@@ -24,7 +24,7 @@ class PolicyConfig(_Section):
     model: str = "tiny"  # "tiny" (build the local 4.7 M-param model), a local path, or a hub id
     init_from: str | None = None  # a checkpoint dir to start from (e.g. the SFT output)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when available
-    bf16: bool = True  # bf16 autocast (CPU and GPU); the master weights stay fp32
+    bf16: bool = False  # bf16 autocast; master weights stay fp32. Off on CPUs without AVX512-BF16 (slower)
     seed: int = 0  # seeds model init, sampling and task order
 
 

@@ -116,8 +116,8 @@ def evaluate(
     dev = resolve_device(device)
     model, tokenizer = load_policy(checkpoint, device=dev)
     model.eval()
-    cfg = RolloutConfig(**{"temperature": 0.0, **(rollout_overrides or {})})
-    engine = make_engine(cfg, model, tokenizer, device=dev)
+    cfg = RolloutConfig(**(rollout_overrides or {}))
+    engine = make_engine(cfg, model, tokenizer, device=dev, greedy=True)
     tasks = limit_per_category(load_split(split), limit)  # type: ignore[arg-type]
     groups = engine.rollout(tasks, 1)
     report = score_trajectories(tasks, [g[0] for g in groups])

@@ -81,7 +81,7 @@ def make_source(cfg: TrainConfig, run_dir: Path, settings: Settings, seeds: list
     run = cfg.loop.run or run_dir.name
     r = connect(settings)
     buffer = RedisBuffer(r, run, settings.pool_rules())
-    if buffer.counts().get("state/active", 0) == 0:
+    if buffer.counts().get("active", 0) == 0:
         buffer.load_seeds(seeds)
     rules = settings.detector_rules()
     if cfg.loop.request_budget is not None:

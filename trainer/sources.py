@@ -89,7 +89,7 @@ class BufferSource:
         self.published: list[BoundaryRequest] = []
 
     def _current_epoch_length(self) -> int:
-        active = self.buffer.counts().get("state/active", 0)
+        active = self.buffer.counts().get("active", 0)
         return epoch_length(active, self.B, self._configured_epoch)
 
     def sample(self, step: int) -> list[Task]:

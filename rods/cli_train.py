@@ -1,0 +1,106 @@
+"""Training commands of the `rods` CLI: `rods train`, `rods trainer` (the compose service), `rods eval`.
+
+Thin shells over `trainer.*`, imported inside the commands (so `rods --help` never imports torch).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _load(config: Path | None, mode: str | None, steps: int | None):  # noqa: ANN202
+    from trainer.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as e:
+        err.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(2) from None
+    if mode is not None:
+        if mode not in ("rods", "static"):
+            err.print(f"[bold red]error:[/] --mode must be 'rods' or 'static', not {mode!r}")
+            raise typer.Exit(2)
+        cfg = cfg.model_copy(update={"loop": cfg.loop.model_copy(update={"mode": mode})})
+    if steps is not None:
+        cfg = cfg.model_copy(update={"loop": cfg.loop.model_copy(update={"steps": steps})})
+    return cfg
+
+
+def _fmt(metrics: dict, key: str, spec: str = ".3f") -> str:
+    v = metrics.get(key)
+    return "—" if v is None or v != v else format(v, spec)
+
+
+def train(
+    config: Annotated[Path | None, typer.Option("--config", help="TOML config (see configs/)")] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="rods (buffer + detector) or static (fixed seeds)")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="GRPO updates (overrides the config)")] = None,
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="run directory; an existing one is resumed")] = Path("runs/train"),
+) -> None:
+    """GRPO training on the tool environment; resumes from the run directory's last checkpoint."""
+    from rods.store.connection import RedisUnavailable
+    from trainer.loop import train as run_train
+
+    cfg = _load(config, mode, steps)
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
+    ) as progress:  # fmt: skip
+        bar = progress.add_task(f"train ({cfg.loop.mode})", total=cfg.loop.steps, info="")
+
+        def on_step(step: int, m: dict) -> None:
+            info = (
+                f"R_P {_fmt(m, 'reward/mean')}  zero-var {_fmt(m, 'reward/frac_zero_var', '.0%')}  "
+                f"boundary {_fmt(m, 'boundary/frac_boundary', '.0%')}  "
+                f"req {_fmt(m, 'boundary/requests', '.0f')}  active {_fmt(m, 'buffer/active', '.0f')}"
+            )
+            progress.update(bar, completed=step, info=info)
+
+        try:
+            result = run_train(cfg, run_dir, on_step=on_step)
+        except RedisUnavailable as e:
+            err.print(f"[bold red]error:[/] {e}")
+            raise typer.Exit(2) from None
+    if result.resumed_from:
+        console.print(f"resumed from step {result.resumed_from}")
+    console.print(f"[green]done:[/] {result.steps_done} steps in {run_dir} (metrics.jsonl, checkpoints/)")
+
+
+def trainer_service(
+    config: Annotated[Path, typer.Option("--config", help="TOML config")],
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="run directory (a volume in compose)")],
+) -> None:
+    """The compose `trainer` service: `rods train` in rods mode, resuming after any restart."""
+    train(config=config, mode="rods", steps=None, run_dir=run_dir)
+
+
+def evaluate(
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="a model directory (e.g. runs/x/checkpoints/step_000100)")],
+    split: Annotated[str, typer.Option("--split", help="eval (held out) or train")] = "eval",
+    limit: Annotated[int | None, typer.Option("--limit", help="tasks per category, for a quick look")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="where eval.json / eval.md go (default: next to the checkpoint)")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML config for rollout limits")] = None,
+) -> None:
+    """Greedy rollouts on a split, scored by bfcl-eval's own checker; prints the paper-shaped table."""
+    from trainer.evaluate import evaluate as run_eval
+
+    if split not in ("eval", "train"):
+        err.print(f"[bold red]error:[/] --split must be 'eval' or 'train', not {split!r}")
+        raise typer.Exit(2)
+    if not Path(checkpoint).exists():
+        err.print(f"[bold red]error:[/] {checkpoint}: no such checkpoint directory")
+        raise typer.Exit(2)
+    cfg = _load(config, None, None)
+    out_dir = out or Path(checkpoint) / f"eval-{split}"
+    report = run_eval(checkpoint, out_dir, split=split, limit=limit, device=cfg.policy.device,
+                      rollout_overrides=cfg.rollout.model_dump())
+    console.print(report.markdown(f"{checkpoint} on {split}"))
+    console.print(f"written to {out_dir}/eval.json and eval.md")
