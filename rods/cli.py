@@ -25,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rods import cli_services, cli_train, cli_trainer
+from rods import cli_report, cli_services, cli_train, cli_trainer
 from rods import tasks as T
 from rods.cli_buffer import buffer_app
 from rods.cli_synth import synth_app
@@ -223,18 +223,23 @@ def env_replay(
             console.print(f"    → {text}", highlight=False, markup=False)
 
 
-# ---------------------------------------------------------------- not yet built
+# ---------------------------------------------------------------- the main job
 
 
 @app.command("demo")
-def demo() -> None:
-    """The embedded closed loop on CPU (not yet available)."""
-    err.print(
-        "[yellow]rods demo is not yet available:[/] the trainer, the synthesis service and the "
-        "embedded loop are still being built. What works today: `rods data stats`, "
-        "`rods env score`, `rods env replay`, `rods buffer …`; and `make test`."
-    )
-    raise typer.Exit(1)
+def demo(
+    steps: int | None = typer.Option(None, help="GRPO steps (default: configs/demo.toml)"),
+    run_dir: Path = typer.Option(Path("runs/demo"), "--run-dir", help="where everything is written"),
+    model: str | None = typer.Option(None, help="synthesize with this litellm model instead of the procedural backend"),
+    config: Path | None = typer.Option(None, help="trainer config (default: configs/demo.toml)"),
+) -> None:
+    """The whole closed loop embedded on CPU: Redis, 2 workers, dispatcher, trainer, report."""
+    from rods.demo import run_demo
+
+    try:
+        run_demo(run_dir, steps=steps, model=model, config=config)
+    except (RuntimeError, FileNotFoundError, OSError) as e:
+        raise _fail(str(e), code=1) from None
 
 
 app.add_typer(buffer_app, name="buffer", help="The Redis replay buffer of a run.")
@@ -244,6 +249,7 @@ app.command("train")(cli_train.train)
 app.command("trainer")(cli_train.trainer_service)
 app.command("eval")(cli_train.evaluate)
 app.command("sft")(cli_trainer.sft)
+app.command("report")(cli_report.report)
 app.command("dispatcher")(cli_services.dispatcher)
 
 

@@ -44,12 +44,15 @@ def train(
     mode: Annotated[str | None, typer.Option("--mode", help="rods (buffer + detector) or static (fixed seeds)")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="GRPO updates (overrides the config)")] = None,
     run_dir: Annotated[Path, typer.Option("--run-dir", help="run directory; an existing one is resumed")] = Path("runs/train"),
+    init_from: Annotated[str | None, typer.Option("--init-from", help="start from this model dir (e.g. runs/demo/sft/best)")] = None,
 ) -> None:
     """GRPO training on the tool environment; resumes from the run directory's last checkpoint."""
     from rods.store.connection import RedisUnavailable
     from trainer.loop import train as run_train
 
     cfg = _load(config, mode, steps)
+    if init_from is not None:
+        cfg = cfg.model_copy(update={"policy": cfg.policy.model_copy(update={"init_from": init_from})})
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
@@ -79,7 +82,7 @@ def trainer_service(
     run_dir: Annotated[Path, typer.Option("--run-dir", help="run directory (a volume in compose)")],
 ) -> None:
     """The compose `trainer` service: `rods train` in rods mode, resuming after any restart."""
-    train(config=config, mode="rods", steps=None, run_dir=run_dir)
+    train(config=config, mode="rods", steps=None, run_dir=run_dir, init_from=None)
 
 
 def evaluate(
