@@ -177,7 +177,9 @@ class ChatRenderer:
         prompt. `history` ends where the assistant message starts."""
         before = self.render(history, tools, gen=True)
         full = self.render(
-            [*history, {"role": "assistant", "content": assistant_text}, *new_messages], tools, gen=True
+            [*history, {"role": "assistant", "content": assistant_text}, *new_messages],
+            tools,
+            gen=True,
         )
         if not full.startswith(before):
             raise ValueError(
@@ -188,7 +190,9 @@ class ChatRenderer:
         at = rest.find(assistant_text)  # the content as rendered; the end-of-turn text follows it
         cut = rest.find(self.end_text, at + len(assistant_text) if at >= 0 else 0)
         if cut < 0:
-            raise ValueError(f"the chat template does not end assistant messages with {self.end_text!r}")
+            raise ValueError(
+                f"the chat template does not end assistant messages with {self.end_text!r}"
+            )
         return self.encode(rest[cut + len(self.end_text) :])
 
     def assistant_ids(self, text: str) -> list[int]:

@@ -18,7 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from rods.boundary import BoundaryRequest, DetectorRules, boundary_metrics, group_stats, select_requests
+from rods.boundary import (
+    BoundaryRequest,
+    DetectorRules,
+    boundary_metrics,
+    group_stats,
+    select_requests,
+)
 from rods.tasks import Task
 
 
