@@ -144,6 +144,9 @@ def run_demo(
     workers: int = 2,
 ) -> Path:
     """Run the embedded loop; returns the path of report.html."""
+    config = config or Path(__file__).resolve().parent.parent / "configs" / "demo.toml"
+    if not config.exists():
+        raise FileNotFoundError(f"{config}: demo config not found")
     run_dir = run_dir.resolve()
     logs = run_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -152,9 +155,6 @@ def run_demo(
     redis_dir = run_dir / "redis"
     shutil.rmtree(redis_dir, ignore_errors=True)
     redis_dir.mkdir(parents=True)
-    config = config or Path(__file__).resolve().parent.parent / "configs" / "demo.toml"
-    if not config.exists():
-        raise FileNotFoundError(f"{config}: demo config not found")
     t0 = time.monotonic()
 
     server = RedisServer(appendonly=True, directory=str(redis_dir)).start()

@@ -58,9 +58,9 @@ def test_env_replay_prints_turns():
     assert runner.invoke(app, ["env", "replay", "nope"]).exit_code == 2
 
 
-def test_demo_says_it_is_not_available_yet():
-    res = runner.invoke(app, ["demo"])
-    assert res.exit_code == 1 and "not yet available" in res.output
+def test_demo_reports_a_missing_config_clearly(tmp_path):
+    res = runner.invoke(app, ["demo", "--run-dir", str(tmp_path), "--config", str(tmp_path / "nope.toml")])
+    assert res.exit_code == 1 and "nope.toml" in res.output and "not found" in res.output
 
 
 def test_data_stats_json():
