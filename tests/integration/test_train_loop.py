@@ -1,0 +1,153 @@
+"""The trainer end to end on CPU: static and rods modes, kill + resume, evaluation.
+
+A small locally built policy (random weights, tokenizer trained on a few demo tasks) keeps these
+fast; what is tested is the plumbing — buffer traffic, detector, checkpoints, metrics, the
+official-checker evaluation — not learning (tests/unit/test_grpo.py and test_sft.py cover that).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rods.store.buffer import RedisBuffer
+from rods.store.connection import connect
+from rods.store.stream import BoundaryStream
+from tests.unit.tiny_lm import small_policy
+from trainer.config import load_config
+from trainer.evaluate import evaluate
+from trainer.loop import train
+from trainer.rollout import Trajectory
+from trainer.sources import BufferSource
+
+pytestmark = pytest.mark.integration
+
+CONFIG = """
+[policy]
+init_from = "{policy}"
+device = "cpu"
+[tasks]
+subset = "demo"
+[rollout]
+group_size = 2
+tasks_per_step = 2
+max_new_tokens = 8
+max_total_tokens = 200
+compact_tools = true
+[optim]
+lr = 1e-3
+kl_coef = {kl}
+micro_batch = 2
+[loop]
+mode = "{mode}"
+steps = {steps}
+checkpoint_every = 1
+steps_per_epoch = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory) -> Path:
+    return small_policy(tmp_path_factory.mktemp("policy") / "tiny")
+
+
+def _config(tmp_path: Path, policy: Path, mode: str, steps: int, kl: float = 0.0) -> Path:
+    path = tmp_path / f"{mode}.toml"
+    path.write_text(CONFIG.format(policy=policy, mode=mode, steps=steps, kl=kl))
+    return path
+
+
+def _steps(run_dir: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_static_run_killed_mid_way_resumes_and_continues_its_metrics(tmp_path, policy):
+    cfg = _config(tmp_path, policy, "static", steps=4, kl=0.01)
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    argv = [sys.executable, "-m", "rods.cli", "train", "--config", str(cfg), "--run-dir", str(run_dir)]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    marker = run_dir / "checkpoints" / "latest"
+    deadline = time.monotonic() + 240
+    while not (marker.exists() and marker.read_text().strip() >= "step_000002"):
+        assert proc.poll() is None, "the trainer exited before it was killed"
+        assert time.monotonic() < deadline, "no second checkpoint in time"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = _steps(run_dir)[-1]
+    assert killed_at < 4
+
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "resumed from step" in done.stdout
+    assert _steps(run_dir) == [1, 2, 3, 4]  # each step once, continued after the crash
+    assert (run_dir / "report.html").exists()
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("step_*")) == ["step_000003", "step_000004"]
+
+
+def test_rods_mode_against_real_redis(tmp_path, policy, settings):
+    cfg = load_config(_config(tmp_path, policy, "rods", steps=3))
+    result = train(cfg, tmp_path / "rods-run", settings=settings)
+    metrics = [json.loads(line) for line in (tmp_path / "rods-run" / "metrics.jsonl").open()]
+    assert [m["step"] for m in metrics] == [1, 2, 3] and result.steps_done == 3
+    last = metrics[-1]
+    assert last["buffer/active"] == 27.0  # the demo seeds, loaded into the run's buffer
+    assert "time/detector" in last and "boundary/frac_hard" in last
+    r = connect(settings)
+    buffer = RedisBuffer(r, (tmp_path / "rods-run").name)
+    visited = [rec for rec in buffer.records(["active"]) if rec.visits > 0]
+    assert len(visited) >= 2  # the trainer reported its groups' stats
+    kinds = {e.kind for e in buffer.events()}
+    assert {"admit", "report"} <= kinds, kinds
+    r.close()
+
+
+def _traj(task_id: str, reward: float) -> Trajectory:
+    from rods.env.reward import Score
+
+    return Trajectory(task_id=task_id, token_ids=[1, 2], loss_mask=[0, 1], logprobs=[0.0, -1.0],
+                      reward=reward, correct=reward == 1.0,
+                      score=Score(task_id, [reward == 1.0], reward, reward == 1.0), stop_reason="completed",
+                      n_generated=1)
+
+
+def test_detector_publishes_boundary_groups_once_with_cooldown(settings, redis_client, seeds):
+    from rods.boundary import DetectorRules
+
+    buffer = RedisBuffer(redis_client, settings.run)
+    buffer.load_seeds(list(seeds[:6]))
+    stream = BoundaryStream(redis_client, settings.run, settings)
+    source = BufferSource(buffer, stream, 6, 0, DetectorRules(budget=2, category_quota=2, cooldown_steps=10))
+    groups = [[_traj(t.id, r) for r in rewards] for t, rewards in zip(
+        seeds[:6], [(0, 0), (1, 1), (0, 1), (0.5, 0.5), (0.25, 0.75), (0, 0.5)], strict=True)]
+    m = source.after_step(0, groups)
+    assert m["boundary/requests"] == 2.0 and stream.length() == 2
+    assert m["boundary/frac_boundary"] == pytest.approx(4 / 6)
+    # the same groups at the next step: the published tasks are cooling down
+    m = source.after_step(1, groups)
+    assert stream.length() == 4 and m["boundary/requests"] == 2.0
+    published = {q.task_id for q in source.published}
+    assert len(published) == 4 and seeds[0].id not in published and seeds[1].id not in published
+    recs = {r.task_id: r for r in buffer.records(["active"])}
+    assert recs[seeds[2].id].visits == 2 and math.isclose(recs[seeds[2].id].last_mean, 0.5)
+
+
+def test_eval_writes_the_paper_shaped_table(tmp_path, policy):
+    report = evaluate(str(policy), tmp_path / "eval", split="eval", limit=1,
+                      rollout_overrides={"max_new_tokens": 8, "max_total_tokens": 200, "compact_tools": True})
+    table = json.loads((tmp_path / "eval" / "eval.json").read_text())["table"]
+    assert set(table) == {"overall", "base", "miss_func", "miss_param", "long_context"}
+    assert all(table[c]["n"] == 1 for c in ("base", "miss_func", "miss_param", "long_context"))
+    assert report.disagreements == 0
+    md = (tmp_path / "eval" / "eval.md").read_text()
+    assert "| official accuracy (%) |" in md and "long_context" in md
