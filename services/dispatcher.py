@@ -94,6 +94,9 @@ class Dispatcher:
                 pipe.ltrim(self.keys.synth_latency, 0, LATENCY_KEEP - 1)
                 pipe.execute()
                 self.stats.done += 1
+                summary = job.result.result or {}
+                log.info("request %s: %s staged in %.1fs", job.delivery.request.request_id,
+                         summary.get("staged", "?"), latency)
             else:
                 error = f"{type(job.result.result).__name__}: {job.result.result}"
                 self.stream.fail(job.delivery, error)

@@ -63,7 +63,7 @@ class LoopConfig(_Section):
     steps_per_epoch: int = 0  # epoch boundary (promotion, retirement); 0 = pool size / B
     checkpoint_every: int = 10  # steps between checkpoints (always one at the end)
     keep_checkpoints: int = 2  # older checkpoints are deleted
-    run: str | None = None  # Redis run name; default: the run directory's name
+    run: str | None = None  # Redis run name; default: RODS_RUN (the services read it too)
     request_budget: int | None = None  # override the detector's M per step
 
 

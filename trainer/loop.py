@@ -78,7 +78,7 @@ def make_source(cfg: TrainConfig, run_dir: Path, settings: Settings, seeds: list
     from rods.store.connection import connect
     from rods.store.stream import BoundaryStream
 
-    run = cfg.loop.run or run_dir.name
+    run = cfg.loop.run or settings.run  # RODS_RUN: the name the dispatcher and workers use too
     r = connect(settings)
     buffer = RedisBuffer(r, run, settings.pool_rules())
     if buffer.counts().get("active", 0) == 0:

@@ -104,7 +104,7 @@ def test_rods_mode_against_real_redis(tmp_path, policy, settings):
     assert last["buffer/active"] == 27.0  # the demo seeds, loaded into the run's buffer
     assert "time/detector" in last and "boundary/frac_hard" in last
     r = connect(settings)
-    buffer = RedisBuffer(r, (tmp_path / "rods-run").name)
+    buffer = RedisBuffer(r, settings.run)
     visited = [rec for rec in buffer.records(["active"]) if rec.visits > 0]
     assert len(visited) >= 2  # the trainer reported its groups' stats
     kinds = {e.kind for e in buffer.events()}
