@@ -238,6 +238,9 @@ def demo(
 
     try:
         run_demo(run_dir, steps=steps, model=model, config=config)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted:[/] every demo process was stopped; the warm start stays cached")
+        raise typer.Exit(130) from None
     except (RuntimeError, FileNotFoundError, OSError) as e:
         raise _fail(str(e), code=1) from None
 
