@@ -23,7 +23,6 @@ mastered (target: ≥ 25 % and ≥ 10 % within 10 minutes).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import random
@@ -45,6 +44,7 @@ from trainer.chat import (
     ground_truth_conversation,
     tokenize_conversation,
 )
+from trainer.update import autocast
 
 __all__ = [
     "SFTConfig",
@@ -184,10 +184,6 @@ def probe_boundary(
     }
 
 
-def _autocast(bf16: bool) -> contextlib.AbstractContextManager[Any]:
-    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-
-
 def measure_warm_start(
     checkpoint: str | Path, cfg: SFTConfig, *, tasks: Sequence[Task] | None = None
 ) -> dict[str, float]:
@@ -263,7 +259,7 @@ def run_sft(
             order += epoch_order([len(e.token_ids) for e in examples], cfg.batch_size, rng)
         idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
         ids, att, labels = sft_batch([examples[i] for i in idx], tokenizer.pad_token_id)
-        with _autocast(cfg.bf16):
+        with autocast("cpu", cfg.bf16):
             loss = sft_loss(model, ids, att, labels)
         optim.zero_grad(set_to_none=True)
         loss.backward()

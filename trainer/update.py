@@ -47,10 +47,11 @@ def pad_trajectories(
     return PaddedBatch(ids, att, mask, adv_N)
 
 
-def _autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager[Any]:
+def autocast(device: torch.device | str, bf16: bool) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on `device` when asked; a no-op context otherwise."""
     if not bf16:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
 
 
 def grpo_update(
@@ -98,7 +99,7 @@ def grpo_update(
     model.train()
     old_logps: list[torch.Tensor | None] = [None] * len(batches)
     ref_logps: list[torch.Tensor | None] = [None] * len(batches)
-    with torch.no_grad(), _autocast(device, bf16):
+    with torch.no_grad(), autocast(device, bf16):
         for k, b in enumerate(batches):
             ids, att = b.input_ids_N_T.to(device), b.attention_N_T.to(device)
             if ppo_epochs > 1:
@@ -113,7 +114,7 @@ def grpo_update(
         for k, b in enumerate(batches):
             ids, att = b.input_ids_N_T.to(device), b.attention_N_T.to(device)
             mask = b.loss_mask_N_T.to(device)
-            with _autocast(device, bf16):
+            with autocast(device, bf16):
                 logp, ent = token_logprobs(model, ids, att, with_entropy=True)
             old = old_logps[k] if old_logps[k] is not None else logp.detach()
             loss, m = grpo_loss(logp, old, b.adv_N.to(device), mask, n_tokens, loss_cfg, ref_logps[k])

@@ -173,25 +173,6 @@ def _world(config: dict[str, Any], classes: list[str]) -> World:
     return World.load(shell)
 
 
-def explicit_defaults(world: World, function: str, args: dict[str, Any]) -> dict[str, Any]:
-    """`args` plus every omitted parameter whose default is a mutable list or dict, made explicit.
-
-    bfcl-eval's simulators have mutable defaults that later calls mutate in place
-    (`post_tweet(mentions=[])` then `mention(...)` extends the one default list of the process),
-    so a ground truth that omits them executes differently the second time. Written out, each
-    execution gets its own fresh copy (World copies list arguments) and the task is deterministic.
-    """
-    out = dict(args)
-    try:
-        params = world.signature(function).parameters
-    except KeyError:
-        return out
-    for name, p in params.items():
-        if name not in out and isinstance(p.default, list | dict):
-            out[name] = type(p.default)()
-    return out
-
-
 def _cut(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
@@ -249,7 +230,7 @@ def execute(state: SynthState, runtime: Runtime[SynthDeps]) -> dict[str, Any]:
                     if code not in PATCHABLE_CODES:  # e.g. the backend says the plan is wrong
                         return failed()
                     continue
-                call = ToolCall(name=function, arguments=explicit_defaults(world, function, args))
+                call = ToolCall(name=function, arguments=world.explicit_defaults(function, args))
                 outcome = world.execute(call)
                 if error_message(outcome.text) is None and (call, outcome.text) in earlier:
                     # The same call with the same result again: a pointless repeat (`cd('..')`
@@ -347,7 +328,7 @@ def rewrite(state: SynthState, runtime: Runtime[SynthDeps]) -> dict[str, Any]:
     """All user turns written together, from the executed calls and their results."""
     deps = runtime.context
     # Empty list/dict arguments say nothing a user would say (and include the defaults that
-    # `explicit_defaults` wrote out); the query writer sees the calls without them.
+    # `World.explicit_defaults` wrote out); the query writer sees the calls without them.
     said = tuple(
         tuple(
             ToolCall(name=c.name, arguments={k: v for k, v in c.arguments.items() if v not in ([], {})})

@@ -151,6 +151,18 @@ class World:
     def _signature(self, name: str) -> inspect.Signature:
         return _method_signature(type(self._methods[name][1].__self__), name)
 
+    def explicit_defaults(self, function: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """`arguments` plus every omitted parameter with a mutable default, written out fresh.
+
+        `execute` already does this for each call; a synthesizer writes them into the ground
+        truth it emits too, so that tools which `eval` the strings (bfcl-eval's checker) do not
+        share the process-wide default either. Unknown functions come back unchanged.
+        """
+        entry = self._methods.get(function)
+        if entry is None:
+            return dict(arguments)
+        return _fresh_arguments(arguments, _mutable_defaults(type(entry[1].__self__), function))
+
     def bind_python_call(self, call: PythonCall) -> ToolCall:
         """Turn positional ground-truth arguments into keywords using the method's signature.
 

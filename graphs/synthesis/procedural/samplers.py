@@ -45,25 +45,6 @@ _BY_NAME: dict[str, Sampler] = {
 _DRAWS = 6  # fresh draws before giving up on a non-duplicate call
 
 
-def _explicit_defaults(world: World, function: str, args: dict[str, Any]) -> dict[str, Any]:
-    """Omitted parameters whose default is a mutable list or dict, written out (fresh).
-
-    bfcl-eval's `post_tweet(mentions=[])` keeps its default list in the tweet and `mention`
-    extends it in place, which would leak between simulations in this process (the graph's
-    execute stage writes them out for the same reason).
-    """
-    try:
-        params = world.signature(function).parameters
-    except KeyError:
-        return args
-    extra = {
-        n: type(p.default)()
-        for n, p in params.items()
-        if n not in args and isinstance(p.default, list | dict)
-    }
-    return {**args, **extra}
-
-
 def sample_arguments(
     function: str, world: World, earlier: list[tuple[ToolCall, str]], rng: random.Random
 ) -> dict[str, Any] | Failure:
@@ -84,7 +65,7 @@ def sample_arguments(
             AttributeError,
         ) as e:  # a state shape we did not foresee
             return Failure("param_gen_failed", f"{function}: unexpected state ({e!r})")
-        args = _explicit_defaults(world, function, args)
+        args = world.explicit_defaults(function, args)  # as the graph writes them
         if ToolCall(name=function, arguments=args) not in scope.made:
             return args
     return Failure("param_gen_failed", f"{function}: {reason}")
