@@ -32,6 +32,7 @@ benchmark's reference and the equality test's oracle).
 from __future__ import annotations
 
 import dataclasses
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -264,7 +265,7 @@ class _BatchCache:
         return out.logits[:, -1].float()  # N, V
 
 
-class MultiTurnEngine:
+class MultiTurnEngine(ABC):
     """What every engine shares: episodes, token bookkeeping, stop rules, env steps.
 
     Subclasses implement `_run(rows)`: generate one message per live row per round (calling
@@ -329,11 +330,13 @@ class MultiTurnEngine:
         self._run([r for rows in rows_B_G for r in rows])
         return [[self._finish(r) for r in rows] for rows in rows_B_G]
 
+    @abstractmethod
     def _run(self, rows: list[_Row]) -> None:
-        raise NotImplementedError
+        """Generate every row to its end (hf: batched lock-step; vllm: its own scheduler)."""
 
+    @abstractmethod
     def sync_weights(self, model: Any) -> None:
-        raise NotImplementedError
+        """Make the engine sample from `model`'s current weights."""
 
     @staticmethod
     def _begin_message(r: _Row) -> None:

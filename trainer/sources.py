@@ -114,8 +114,8 @@ class BufferSource:
         last = self.stream.last_requested([s.task_id for s in stats_B])
         sigs = {s.task_id: self.signatures[s.task_id] for s in stats_B if s.task_id in self.signatures}
         requests = select_requests(stats_B, step, last, self.rules, sigs)
-        published = self.stream.publish(requests)
-        self.published.extend(q for q in requests if q.request_id in set(published))
+        published = set(self.stream.publish(requests))
+        self.published.extend(q for q in requests if q.request_id in published)
         out = boundary_metrics(stats_B, len(published))
         out["time/detector"] = time.perf_counter() - t0
         return out
