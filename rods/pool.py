@@ -21,6 +21,11 @@ Rules (ARCHITECTURE §6, PAPER.md "Replay buffer"; [D] marks our own decisions):
   than `stale_steps`); over-cap (synthetic active > P_max: lowest 4r̄(1−r̄) first, unobserved
   tasks last [D]). Seeds retire only when `seeds_can_retire`.
 - Sample weights: uniform (1 each), or boundary-weighted: max(4r̄(1−r̄), floor), unobserved 1.
+
+The report-time rules (apply_report, retire_reason_after_report, region_label, sample_weight and
+the counters they move) are also run server-side by the Redis store's `REPORT` script
+(`rods.store.buffer`); tests/integration/test_buffer_report_script.py keeps the two in
+agreement, so a change here needs the same change there.
 """
 
 from __future__ import annotations

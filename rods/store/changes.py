@@ -6,6 +6,9 @@ Lua script — only if every record is still byte-for-byte what was read and eve
 still has the value the plan assumed; otherwise re-read and re-plan. The same planners serve the
 in-memory and the Redis store, so the two can differ only in reading and applying.
 
+(`report` on Redis runs the same rules in one server-side script instead; see
+`rods.store.buffer`.)
+
 A change set also carries its counter deltas (`rods.pool.count_delta`), the new sample weights of
 active tasks, the event to append (one per write), and optionally the id of the boundary request
 whose output it stores (applied at most once per request id).

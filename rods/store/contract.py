@@ -14,10 +14,13 @@ every write that changes tasks appends one event listing their new records; a bo
 request's output is stored at most once (`request_id`); sampling is without replacement from the
 active pool, and with the same `rng` state gives the same ids on every store.
 
-Client-side caches (per `ReplayBuffer` object): parsed task bodies (immutable once stored, so
-always coherent; the returned `Task`s are shared — treat them as read-only) and the records this
-client last read or wrote (used by `report` to skip the read round trip; a stale one only costs a
-compare-and-set conflict and a re-read).
+`report` is the hot write path (every training step): a store may replace the generic
+read → plan → compare-and-set loop by a faster one with the same result (`_report`); the Redis
+store applies the rules in one server-side script per call, atomically, without a read round
+trip or conflicts.
+
+Client-side cache (per `ReplayBuffer` object): parsed task bodies (immutable once stored, so
+always coherent; the returned `Task`s are shared — treat them as read-only).
 """
 
 from __future__ import annotations
@@ -79,10 +82,6 @@ class ReplayBuffer(ABC):
         # same ~800 tasks over and over).
         self._task_cache: dict[str, Task] = {}
         self.task_cache_size = 8192  # 0 disables the cache
-        # Records this client last read or wrote, by id: `report` plans from them without a
-        # read round trip. Never trusted blindly: the write is compare-and-set, so a record
-        # changed elsewhere makes it conflict, and the re-plan reads from the store.
-        self._record_cache: dict[str, tuple[str, TaskRecord]] = {}
 
     # ------------------------------------------------------------ primitives (per store)
 
@@ -134,8 +133,6 @@ class ReplayBuffer(ABC):
             if not cs.changes and not cs.request_id:
                 return "ok", result
             status = self._apply(cs)
-            if status == "ok":
-                self._remember({c.task_id: (c.new_raw, c.new) for c in cs.changes})
             if status != "conflict":
                 return status, result
             self.conflicts += 1
@@ -143,11 +140,6 @@ class ReplayBuffer(ABC):
         raise BufferConflict(
             f"run {self.run}: gave up after {self.max_attempts} conflicting attempts"
         )
-
-    def _remember(self, read: Read) -> None:
-        if len(self._record_cache) + len(read) > self.task_cache_size:
-            self._record_cache.clear()
-        self._record_cache.update(read)
 
     # ------------------------------------------------------------ admission
 
@@ -214,20 +206,16 @@ class ReplayBuffer(ABC):
             else Report(task_id=g.task_id, reward_mean=g.reward_mean, reward_var=g.reward_var)
             for g in groups
         ]
+        return self._report(reports, step)
 
+    def _report(self, reports: Sequence[Report], step: int) -> ReportResult:
+        """The generic report path: read the records, plan with `rods.pool`, compare-and-set.
+        A store may override it with a faster path that must give the same result (the Redis
+        store runs the rules in one server-side script; a test holds the two to agreement)."""
         ids = {r.task_id for r in reports}
-        attempts = 0
 
         def plan() -> tuple[ChangeSet, ReportResult]:
-            nonlocal attempts
-            attempts += 1
-            cache = self._record_cache
-            if attempts == 1 and self.task_cache_size > 0 and ids <= cache.keys():
-                read = {t: cache[t] for t in ids}  # optimistic: checked by compare-and-set
-            else:
-                read = self._read(ids)
-                self._remember(read)
-            return plan_report(reports, read, step, self.rules)
+            return plan_report(reports, self._read(ids), step, self.rules)
 
         return self._commit(plan)[1]
 
