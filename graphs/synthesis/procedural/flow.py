@@ -13,6 +13,7 @@ echoes from its own arguments is not offered (as in `rods.signature`, it is not 
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +60,7 @@ def _listed(kind: str, items: list[Any]) -> list[tuple[str, Any, int, int]]:
     return [(kind, v, i, len(items)) for i, v in enumerate(items)]
 
 
-def _offers(name: str, args: dict[str, Any], obj: Any) -> list[tuple[str, Any, int | None, int]]:
+def _offers(name: str, obj: Any) -> list[tuple[str, Any, int | None, int]]:
     """(kind, value, position, list length) offered by one parsed result."""
     out: list[tuple[str, Any, int | None, int]] = []
     d = obj if isinstance(obj, dict) else {}
@@ -181,15 +182,35 @@ def _offers(name: str, args: dict[str, Any], obj: Any) -> list[tuple[str, Any, i
     return [o for o in out if o[1] is not None and o[1] != "" and not (_num(o[1]) and o[1] == 0)]
 
 
-def extract(index: int, call: ToolCall, result: str) -> list[Offer]:
-    """The offers of one executed call (index = its position in the variant)."""
+@functools.lru_cache(maxsize=1024)
+def _result_offers(name: str, result: str) -> tuple[tuple[str, Any, int | None, int, str], ...]:
+    """(kind, value, position, list length, value as canonical JSON) one result text offers.
+
+    A pure function of the call's name and result text, memoised per process: the planner and
+    the samplers rebuild a `Flow` over the same earlier calls hundreds of times per variant
+    (every weighting, every argument draw), and parsing the same results again was most of a
+    procedural run's CPU. Offered values are scalars (ids, names, numbers, short texts) and are
+    never mutated, so sharing them between flows is safe. Bounded: a run sees a few hundred
+    distinct results.
+    """
     obj = _parse(result)
     if obj is None:
+        return ()
+    return tuple(
+        (kind, value, position, of, json.dumps(value, sort_keys=True, default=str))
+        for kind, value, position, of in _offers(name, obj)
+    )
+
+
+def extract(index: int, call: ToolCall, result: str) -> list[Offer]:
+    """The offers of one executed call (index = its position in the variant)."""
+    offered = _result_offers(call.name, result)
+    if not offered:
         return []
     own = {json.dumps(v, sort_keys=True, default=str) for v in call.arguments.values()}
     offers = []
-    for kind, value, position, of in _offers(call.name, call.arguments, obj):
-        if json.dumps(value, sort_keys=True, default=str) in own:
+    for kind, value, position, of, key in offered:
+        if key in own:
             continue  # an echo of the call's own argument is not a source
         if _num(value) and kind in ("price", "distance", "gallon"):
             offers.append(Offer(index, "number", value, position, of))
@@ -201,10 +222,22 @@ class Flow:
     """All offers of a variant's earlier calls, queried most recent first."""
 
     def __init__(self, earlier: list[tuple[ToolCall, str]]):
-        self.calls = [c for c, _ in earlier]
+        self.calls: list[ToolCall] = []
         self.offers: list[Offer] = []
-        for i, (call, result) in enumerate(earlier):
-            self.offers.extend(extract(i, call, result))
+        for call, result in earlier:
+            self.add(call, result)
+
+    def add(self, call: ToolCall, result: str) -> None:
+        """One more executed call, after all the earlier ones."""
+        self.offers.extend(extract(len(self.calls), call, result))
+        self.calls.append(call)
+
+    def copy(self) -> Flow:
+        """An independent flow with the same calls and offers (offers are immutable)."""
+        out = Flow([])
+        out.calls = list(self.calls)
+        out.offers = list(self.offers)
+        return out
 
     def values(self, kind: str) -> list[Any]:
         """Distinct values of a kind, most recent call first (list order kept within a call)."""

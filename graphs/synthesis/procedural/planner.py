@@ -100,25 +100,44 @@ def _key(value: Any) -> Any:
     return str(value).lower()
 
 
+class FlowEdges:
+    """`flow_edges` of a growing list of calls, one call at a time (a walk's earlier calls).
+
+    The walk weighs every slot by the edges and offers of the calls so far; growing them with
+    each accepted call instead of recomputing them per slot keeps a walk linear in its calls.
+    """
+
+    def __init__(self) -> None:
+        self.flow = Flow([])  # the offers of the calls added so far
+        self.edges: set[tuple[int, int]] = set()
+        self.fed: Counter[int] = Counter()  # out-degree of each call so far
+        self._said: set[Any] = set()
+
+    def add(self, call: ToolCall, result: str) -> None:
+        j = len(self.flow.calls)
+        for leaf in _leaves(call.arguments):
+            if isinstance(leaf, bool) or leaf is None:
+                continue
+            offer = self.flow.source(leaf)
+            if offer is not None and _key(leaf) not in self._said:
+                if (offer.call, j) not in self.edges:
+                    self.edges.add((offer.call, j))
+                    self.fed[offer.call] += 1
+            elif offer is None:
+                self._said.add(_key(leaf))
+        self.flow.add(call, result)
+
+
 def flow_edges(calls: list[tuple[ToolCall, str]]) -> list[tuple[int, int]]:
     """Edges (i, j) where call j takes a value call i's result offered (the latest such i).
 
     A value the user already said in an earlier turn (an argument that did not flow) is not an
     edge: the signature tracer finds it in the user's text first.
     """
-    edges: set[tuple[int, int]] = set()
-    said: set[Any] = set()
-    for j in range(len(calls)):
-        flow = Flow(calls[:j])
-        for leaf in _leaves(calls[j][0].arguments):
-            if isinstance(leaf, bool) or leaf is None:
-                continue
-            offer = flow.source(leaf)
-            if offer is not None and _key(leaf) not in said:
-                edges.add((offer.call, j))
-            elif offer is None:
-                said.add(_key(leaf))
-    return sorted(edges)
+    tracker = FlowEdges()
+    for call, result in calls:
+        tracker.add(call, result)
+    return sorted(tracker.edges)
 
 
 def predict_signature(
@@ -142,24 +161,23 @@ def predict_signature(
 def _weights(
     names: list[str],
     world: World,
-    earlier: list[tuple[ToolCall, str]],
+    earlier: FlowEdges,
     turn: list[tuple[ToolCall, str]],
     want_flow: bool,
     last_turn: bool,
     topology: str = "independent",
 ) -> list[float]:
-    used = {c.name for c, _ in earlier}
+    flow, fed = earlier.flow, earlier.fed  # fed: out-degree of each earlier call so far
+    used = {c.name for c in flow.calls}
     in_turn = {c.name for c, _ in turn}
-    used_calls = [c for c, _ in earlier]
-    flow = Flow(earlier)
+    bare = {c.name for c in flow.calls if not c.arguments}  # made without arguments
     offered = {o.kind for o in flow.offers}
-    fed = Counter(i for i, _ in flow_edges(earlier))  # out-degree of each earlier call so far
     out = []
     for f in names:
         w = 1.0
         if f in ALWAYS_FAILS or (f in CLOSERS and not last_turn):
             w = 0.0
-        elif any(c.name == f and not c.arguments for c in used_calls) and f not in ("cd",):
+        elif f in bare and f not in ("cd",):
             w = 0.05  # a second bare call (ls(), pwd()) would duplicate the first
         else:
             pairs_up = topology in ("fan-in", "dag") and f in _PAIRED_SOURCES
@@ -260,11 +278,17 @@ def _draw(names: list[str], weights: list[float], rng: random.Random) -> str | N
 
 
 def _try(
-    seq: list[str], world: World, earlier: list[tuple[ToolCall, str]], rng: random.Random
+    seq: list[str],
+    world: World,
+    earlier: list[tuple[ToolCall, str]],
+    rng: random.Random,
+    flow: Flow | None = None,
 ) -> list[tuple[ToolCall, str]] | None:
+    """Sample and execute `seq` after `earlier` (whose offers `flow` holds, if given)."""
+    flow = flow.copy() if flow is not None else Flow(earlier)
     new: list[tuple[ToolCall, str]] = []
     for name in seq:
-        args = sample_arguments(name, world, earlier + new, rng)
+        args = sample_arguments(name, world, earlier + new, rng, flow)
         if isinstance(args, Failure):
             return None
         call = ToolCall(name=name, arguments=args)
@@ -272,6 +296,7 @@ def _try(
         if error_message(outcome.text) is not None:
             return None
         new.append((call, outcome.text))
+        flow.add(call, outcome.text)
     return new
 
 
@@ -285,7 +310,9 @@ def walk(
 ) -> list[list[tuple[ToolCall, str]]] | None:
     docs = function_docs()
     world = template.fresh()
+    snapshot: bytes | None = None
     earlier: list[tuple[ToolCall, str]] = []
+    tracker = FlowEdges()  # edges and offers of `earlier`
     turns: list[list[tuple[ToolCall, str]]] = []
     for u, (cls, target) in enumerate(zip(classes, targets, strict=True)):
         names = [d["name"] for d in docs[cls]]
@@ -295,7 +322,7 @@ def walk(
             if len(turn) >= target:
                 break
             weights = _weights(
-                names, world, earlier, turn, want_flow, u == len(targets) - 1, topology
+                names, world, tracker, turn, want_flow, u == len(targets) - 1, topology
             )
             weights = [0.0 if n in banned else w for n, w in zip(names, weights, strict=True)]
             f = _draw(names, weights, rng)
@@ -305,12 +332,16 @@ def walk(
             if seq is None or len(turn) + len(seq) > MAX_CALLS:
                 banned.add(f)
                 continue
-            snapshot = pickle.dumps(world.instances, protocol=pickle.HIGHEST_PROTOCOL)
-            new = _try(seq, world, earlier, rng)
+            if snapshot is None:  # the world as it is before this try (unchanged by a failed one)
+                snapshot = pickle.dumps(world.instances, protocol=pickle.HIGHEST_PROTOCOL)
+            new = _try(seq, world, earlier, rng, tracker.flow)
             if new is None:
                 world = World(pickle.loads(snapshot))  # noqa: S301 - our own bytes
                 banned.add(f)
                 continue
+            snapshot = None
+            for call, result in new:
+                tracker.add(call, result)
             earlier += new
             turn += new
         if not turn:

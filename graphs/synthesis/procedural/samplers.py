@@ -46,12 +46,18 @@ _DRAWS = 6  # fresh draws before giving up on a non-duplicate call
 
 
 def sample_arguments(
-    function: str, world: World, earlier: list[tuple[ToolCall, str]], rng: random.Random
+    function: str,
+    world: World,
+    earlier: list[tuple[ToolCall, str]],
+    rng: random.Random,
+    flow: Flow | None = None,
 ) -> dict[str, Any] | Failure:
+    """Arguments for `function` after `earlier` (`flow`: their offers, when the caller has them)."""
     sampler = _BY_NAME.get(function)
     if sampler is None:
         return Failure("param_gen_failed", f"no sampler for {function!r}")
-    scope = Scope(world=world, flow=Flow(earlier), rng=rng, made=tuple(c for c, _ in earlier))
+    flow = flow if flow is not None else Flow(earlier)
+    scope = Scope(world=world, flow=flow, rng=rng, made=tuple(c for c, _ in earlier))
     reason = "every draw repeated an earlier call"
     for _ in range(_DRAWS):
         try:
