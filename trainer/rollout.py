@@ -13,16 +13,20 @@ no top-p: the quantity a training forward pass recomputes; equal to the sampling
 temperature 1, top-p 1), and the episode's score (R_P = `Score.progress`).
 
 The `hf` engine (`HFRolloutEngine`) drives one `rods.env.Episode` per rollout and decodes all
-rollouts of all tasks of a step in lock-step rounds — one assistant message per round — over a
-single batched KV cache that lives for the whole rollout. Each round first feeds every row its
-not-yet-seen tokens (the last message's end token, tool results, the next user turn, the
-generation prompt) as one left-padded chunk, then decodes one token per row per forward until
-every row has ended its message. Rows that wait, and the left padding of chunks, leave masked
-"holes" in the cache; a custom 4-D additive mask hides them (a hole's query sees only itself, so
-no softmax row is empty) and explicit position ids count real tokens only, so every real token is
-computed exactly as in an unpadded sequence. Finished rows are dropped from the cache between
-rounds. Nothing generated is ever re-tokenized: prompt pieces are rendered with the chat template
-incrementally (`trainer.chat.ChatRenderer`) and appended as ids.
+rollouts of all tasks of a step over a single batched KV cache that lives for the whole rollout.
+Rows advance independently (continuous batching): each decode forward feeds every generating row
+its last sampled token; a row whose message ends is stepped in the environment at once and waits
+until enough rows wait (`refill_frac` of the rows in flight, or nothing else decodes), then the
+waiting rows' not-yet-seen tokens (the message's end token, tool results, the next user turn,
+the generation prompt) are fed in a forward over those rows only, and they decode again.
+`refill_frac=1.0` gives lock-step rounds (one assistant message per row per round), the slower
+reference the benchmark also measures. Rows that wait, and the left padding of chunks, leave
+masked "holes" in the cache; a custom 4-D additive mask hides them (a hole's query sees only
+itself, so no softmax row is empty) and explicit position ids count real tokens only, so every
+real token is computed exactly as in an unpadded sequence. Finished rows are dropped and holes
+squeezed out when holes are most of the cache. Nothing generated is ever re-tokenized: prompt
+pieces are rendered with the chat template incrementally (`trainer.chat.ChatRenderer`) and
+appended as ids.
 
 Limits: needs an attention implementation that takes a 4-D mask (`sdpa`, `eager`; the CPU path);
 use the `vllm` engine on GPUs. `sequential=True` runs the same code one rollout at a time (the
@@ -32,6 +36,7 @@ benchmark's reference and the equality test's oracle).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -181,6 +186,10 @@ class _BatchCache:
         self.device = device
         self.kv = Cache(layer_class_to_replicate=_growing_layer_class())
         self.keep_N_K = torch.zeros((n_rows, 0), dtype=torch.bool, device=device)
+        # Only the last position's logits are used: models that can skip the LM head elsewhere
+        # (transformers' `logits_to_keep`) are asked to; it saves ~10 % of a chunk's compute.
+        takes = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self.last_logits_only = {"logits_to_keep": 1} if takes else {}
 
     def select(self, idx: list[int]) -> None:
         """Keep only these rows (in this order)."""
@@ -232,37 +241,77 @@ class _BatchCache:
         return logits_U_V[idx_N]
 
     @torch.no_grad()
-    def forward(self, chunks_N: list[list[int]], start_pos_N: list[int]) -> torch.Tensor:
-        """Feed each row its chunk (left-padded; empty = a hole); logits at the last position."""
-        N, L = len(chunks_N), max(1, max(len(c) for c in chunks_N))
-        ids_N_L = torch.full((N, L), self.pad_id, dtype=torch.long)
-        new_N_L = torch.zeros((N, L), dtype=torch.bool)
-        pos_N_L = torch.zeros((N, L), dtype=torch.long)
-        for i, (chunk, start) in enumerate(zip(chunks_N, start_pos_N, strict=True)):
+    def forward(
+        self, chunks_n: list[list[int]], start_pos_n: list[int], rows: list[int] | None = None
+    ) -> torch.Tensor:
+        """Feed rows their chunks (left-padded; empty = a hole); logits at the last position.
+
+        `rows=None` computes every row (`chunks_n` has one chunk per row). Otherwise only the
+        listed rows are computed, over a copy of their part of the cache, and every other row
+        gets holes in the new columns: a long chunk for a few rows then costs those rows only,
+        not the whole batch padded to its length. Returns logits for the computed rows.
+        """
+        n, L = len(chunks_n), max(1, max(len(c) for c in chunks_n))
+        ids_n_L = torch.full((n, L), self.pad_id, dtype=torch.long)
+        new_n_L = torch.zeros((n, L), dtype=torch.bool)
+        pos_n_L = torch.zeros((n, L), dtype=torch.long)
+        for i, (chunk, start) in enumerate(zip(chunks_n, start_pos_n, strict=True)):
             if chunk:
-                ids_N_L[i, L - len(chunk) :] = torch.tensor(chunk, dtype=torch.long)
-                new_N_L[i, L - len(chunk) :] = True
-                pos_N_L[i, L - len(chunk) :] = torch.arange(start, start + len(chunk))
-        k_old = self.keep_N_K.shape[1]
-        self.keep_N_K = torch.cat([self.keep_N_K, new_N_L.to(self.device)], dim=1)  # N, K
+                ids_n_L[i, L - len(chunk) :] = torch.tensor(chunk, dtype=torch.long)
+                new_n_L[i, L - len(chunk) :] = True
+                pos_n_L[i, L - len(chunk) :] = torch.arange(start, start + len(chunk))
+        new_n_L = new_n_L.to(self.device)
+        if rows is None:
+            kv, keep_n_K = self.kv, self.keep_N_K
+        else:
+            from transformers.cache_utils import Cache, DynamicLayer
+
+            idx_n = torch.tensor(rows, dtype=torch.long, device=self.device)
+            keep_n_K = self.keep_N_K[idx_n]
+            layers = []
+            for main in self.kv.layers:
+                layer = DynamicLayer()
+                layer.lazy_initialization(main.keys, main.values)
+                layer.keys, layer.values = main.keys[idx_n], main.values[idx_n]
+                layers.append(layer)
+            kv = Cache(layers=layers)
+        k_old = keep_n_K.shape[1]
+        keep_n_K = torch.cat([keep_n_K, new_n_L], dim=1)
         K = k_old + L
         k_K = torch.arange(K, device=self.device)
         q_L = k_old + torch.arange(L, device=self.device)
         causal_L_K = k_K[None, :] <= q_L[:, None]
         self_L_K = k_K[None, :] == q_L[:, None]  # a hole's query sees itself: no empty softmax row
-        allowed_N_L_K = (self.keep_N_K[:, None, :] & causal_L_K[None]) | self_L_K[None]
+        allowed_n_L_K = (keep_n_K[:, None, :] & causal_L_K[None]) | self_L_K[None]
         dtype = self.model.dtype
-        mask_N_1_L_K = torch.zeros((N, 1, L, K), dtype=dtype, device=self.device)
-        mask_N_1_L_K.masked_fill_(~allowed_N_L_K[:, None], torch.finfo(dtype).min)
+        mask_n_1_L_K = torch.zeros((n, 1, L, K), dtype=dtype, device=self.device)
+        mask_n_1_L_K.masked_fill_(~allowed_n_L_K[:, None], torch.finfo(dtype).min)
         out = self.model(
-            input_ids=ids_N_L.to(self.device),
-            attention_mask=mask_N_1_L_K,
-            position_ids=pos_N_L.to(self.device),
-            past_key_values=self.kv,
+            input_ids=ids_n_L.to(self.device),
+            attention_mask=mask_n_1_L_K,
+            position_ids=pos_n_L.to(self.device),
+            past_key_values=kv,
             use_cache=True,
+            **self.last_logits_only,
         )
-        self.kv = out.past_key_values
-        return out.logits[:, -1].float()  # N, V
+        if rows is None:
+            self.kv, self.keep_N_K = out.past_key_values, keep_n_K
+        else:  # the computed rows' new keys and values go into their rows; holes elsewhere
+            N = self.keep_N_K.shape[0]
+            new_N_L = torch.zeros((N, L), dtype=torch.bool, device=self.device)
+            new_N_L[idx_n] = new_n_L
+            self.keep_N_K = torch.cat([self.keep_N_K, new_N_L], dim=1)
+            for main, sub in zip(self.kv.layers, out.past_key_values.layers, strict=True):
+                k_n, v_n = sub.keys[:, :, -L:], sub.values[:, :, -L:]  # n, H, L, D
+                k_N = k_n.new_zeros((N, *k_n.shape[1:]))
+                v_N = v_n.new_zeros((N, *v_n.shape[1:]))
+                k_N[idx_n], v_N[idx_n] = k_n, v_n
+                main.update(k_N, v_N)
+        return out.logits[:, -1].float()  # n, V
+
+    def real_fraction(self) -> float:
+        """Share of cached positions that are real tokens (the rest are holes)."""
+        return float(self.keep_N_K.float().mean()) if self.keep_N_K.numel() else 1.0
 
 
 class MultiTurnEngine(ABC):
@@ -425,6 +474,10 @@ class HFRolloutEngine(MultiTurnEngine):
     `sequential=True` runs one rollout at a time through the same code (the reference).
     """
 
+    # Measured on the 2-core CPU, warm-started demo policy, 8 tasks x 8 (bench_rollout.py):
+    # refilling waiting rows early beats waiting for most of the batch.
+    DEFAULT_REFILL_FRAC = 0.1
+
     def __init__(
         self,
         model: Any,
@@ -434,10 +487,14 @@ class HFRolloutEngine(MultiTurnEngine):
         device: str | torch.device = "cpu",
         cache: GroundTruthCache | None = None,
         sequential: bool = False,
+        refill_frac: float | None = None,
     ):
         super().__init__(model, tokenizer, settings, cache=cache)
         self.device = torch.device(device)
         self.sequential = sequential
+        # Waiting rows are fed once they are this share of the rows in flight (1.0 = lock-step
+        # rounds: one message per row per round). See `_run_batch`.
+        self.refill_frac = self.DEFAULT_REFILL_FRAC if refill_frac is None else refill_frac
 
     def sync_weights(self, model: Any) -> None:
         self.model = model  # same process, same tensors: nothing to copy
@@ -460,41 +517,59 @@ class HFRolloutEngine(MultiTurnEngine):
                 config._attn_implementation = attn
 
     def _run_batch(self, rows: list[_Row]) -> None:
-        """Lock-step rounds until every episode is over."""
-        live = [r for r in rows if not r.ep.done]
-        batch = _BatchCache(self.model, len(live), self.pad_id, self.device)
-        while live:
-            self._generate_round(batch, live)
-            for r in live:
-                self._step_env(r)
-            keep = [i for i, r in enumerate(live) if not r.ep.done]
-            live = [live[i] for i in keep]
-            if live:
-                batch.select(keep)
-                batch.compact()
+        """Decode until every episode is over; rows advance independently.
 
-    def _generate_round(self, batch: _BatchCache, rows: list[_Row]) -> None:
+        Each decode forward feeds every generating row its last sampled token. A row whose
+        message ends is stepped in the environment at once and waits, as a hole, with its
+        continuation (tool results, next user turn, generation prompt) unfed. Waiting rows are
+        fed in a forward of their own (`_BatchCache.forward(rows=…)`, so the generating rows
+        are not padded to the continuation's length) once they are at least `refill_frac` of
+        the rows in flight, or nothing else is generating; then they generate again. Finished
+        rows are dropped, and holes squeezed out of the cache, whenever holes are more than
+        half of it.
+        """
         s = self.settings
+        rows = [r for r in rows if not r.ep.done]
+        if not rows:
+            return
+        batch = _BatchCache(self.model, len(rows), self.pad_id, self.device)
         for r in rows:
             self._begin_message(r)
-        chunks = [r.token_ids[r.n_fed :] for r in rows]
-        starts = [r.n_fed for r in rows]
+        fed = rows  # rows with a fresh next-token distribution, in the order of `logits_n_V`
+        logits_n_V = batch.prefill([r.token_ids for r in rows])  # shared prompts computed once
+        for r in rows:
+            r.n_fed = len(r.token_ids)
         while True:
-            if batch.keep_N_K.shape[1] == 0:  # first round: shared prompts computed once
-                logits_N_V = batch.prefill(chunks)
-            else:
-                logits_N_V = batch.forward(chunks, starts)
-            for r, c in zip(rows, chunks, strict=True):
-                r.n_fed += len(c)
-            tok_N, logp_N = sample_tokens(logits_N_V, s, self.generator)
-            toks, lps = tok_N.tolist(), logp_N.tolist()
-            for i, r in enumerate(rows):
-                if r.generating:
-                    self._accept(r, toks[i], lps[i])
-            if not any(r.generating for r in rows):
+            tok_n, logp_n = sample_tokens(logits_n_V, s, self.generator)
+            for r, tok, lp in zip(fed, tok_n.tolist(), logp_n.tolist(), strict=True):
+                self._accept(r, tok, lp)
+                if not r.generating:
+                    self._step_env(r)  # its message ended: the episode goes on or is over
+            if all(r.ep.done for r in rows):
                 return
-            chunks = [[r.token_ids[-1]] if r.generating else [] for r in rows]
-            starts = [r.n_fed for r in rows]
+            if batch.real_fraction() < 0.5:
+                keep = [i for i, r in enumerate(rows) if not r.ep.done]
+                batch.select(keep)
+                rows = [rows[i] for i in keep]
+                batch.compact()
+            waiting = [i for i, r in enumerate(rows) if not r.generating and not r.ep.done]
+            decoding = [i for i, r in enumerate(rows) if r.generating]
+            logits, fed = [], []
+            if waiting and (not decoding or len(waiting) >= self.refill_frac * len(rows)):
+                chunks = [rows[i].token_ids[rows[i].n_fed :] for i in waiting]
+                logits.append(batch.forward(chunks, [rows[i].n_fed for i in waiting], waiting))
+                for i, c in zip(waiting, chunks, strict=True):
+                    rows[i].n_fed += len(c)
+                    self._begin_message(rows[i])
+                    fed.append(rows[i])
+            if decoding:
+                last = set(decoding)  # each has exactly one unfed token: its last sampled one
+                chunks = [r.token_ids[-1:] if i in last else [] for i, r in enumerate(rows)]
+                logits.append(batch.forward(chunks, [r.n_fed for r in rows])[decoding])
+                for i in decoding:
+                    rows[i].n_fed += 1
+                    fed.append(rows[i])
+            logits_n_V = torch.cat(logits)
 
 
 def make_engine(

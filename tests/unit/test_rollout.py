@@ -6,10 +6,15 @@ import math
 
 import pytest
 import torch
-from tiny_lm import ScriptedLM, demo_tasks, small_policy
+from tiny_lm import EndsMessagesEarly, ScriptedLM, demo_tasks, small_policy
 
 from rods.env import GroundTruthCache
-from trainer.chat import ChatRenderer, ground_truth_conversation, tokenize_conversation
+from trainer.chat import (
+    ChatRenderer,
+    end_of_turn_id,
+    ground_truth_conversation,
+    tokenize_conversation,
+)
 from trainer.policy import load_policy
 from trainer.rollout import HFRolloutEngine, RolloutSettings, Trajectory, sample_tokens
 
@@ -123,6 +128,26 @@ def test_batched_equals_sequential_under_greedy(policy: tuple[object, object]) -
             assert b.token_ids == s.token_ids and b.loss_mask == s.loss_mask
             assert b.reward == s.reward and b.stop_reason == s.stop_reason
             assert max(abs(x - y) for x, y in zip(b.logprobs, s.logprobs, strict=True)) < 1e-4
+
+
+def test_continuous_batching_equals_sequential(policy: tuple[object, object]) -> None:
+    """Rows that end messages at different times, refilled at once, early or in lock-step,
+    generate exactly what one-at-a-time decoding generates (greedy, real KV cache)."""
+    model, tok = policy
+    lm = EndsMessagesEarly(model, end_of_turn_id(tok), every=7)
+    settings = RolloutSettings(greedy=True, max_new_tokens=12, max_total_tokens=900)
+    tasks = demo_tasks(3)
+    sequential = HFRolloutEngine(lm, tok, settings, sequential=True).rollout(tasks, 2)
+    for refill_frac in (0.0, 0.25, 1.0):
+        batched = HFRolloutEngine(lm, tok, settings, refill_frac=refill_frac).rollout(tasks, 2)
+        lengths = set()
+        for gb, gs in zip(batched, sequential, strict=True):
+            for b, s in zip(gb, gs, strict=True):
+                assert b.token_ids == s.token_ids and b.loss_mask == s.loss_mask, refill_frac
+                assert b.reward == s.reward and b.stop_reason == s.stop_reason
+                assert max(abs(x - y) for x, y in zip(b.logprobs, s.logprobs, strict=True)) < 1e-4
+                lengths.update(e - a for a, e in _spans(b))
+        assert len(lengths) > 2  # messages really ended at different lengths
 
 
 def test_message_cut_after_max_calls(policy: tuple[object, object]) -> None:

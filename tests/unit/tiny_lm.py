@@ -51,6 +51,7 @@ class ScriptedLM(torch.nn.Module):
         position_ids=None,
         past_key_values=None,
         use_cache=True,
+        logits_to_keep=0,
     ):
         self.calls += 1
         N, L = input_ids.shape
@@ -60,3 +61,35 @@ class ScriptedLM(torch.nn.Module):
         logits = torch.zeros(N, L, self.vocab_size)
         logits.scatter_(-1, ids_N_L[..., None], 20.0)
         return SimpleNamespace(logits=logits, past_key_values=past_key_values)
+
+
+class EndsMessagesEarly(torch.nn.Module):
+    """A real causal LM whose end-of-turn logit is boosted at every `every`-th position id.
+
+    Messages then end after varying numbers of tokens that depend only on positions (so a
+    batched and a one-at-a-time rollout still compute the same logits), and the rows of a batch
+    fall out of step: the case continuous batching has to get right, with a real KV cache.
+    """
+
+    def __init__(self, model: torch.nn.Module, eos_id: int, every: int = 7):
+        super().__init__()
+        self.inner = model
+        self.eos_id = eos_id
+        self.every = every
+        self.generation_config = model.generation_config
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.inner.dtype
+
+    @property
+    def config(self) -> object:
+        return self.inner.config
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None, **kw):
+        out = self.inner(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kw
+        )
+        end = (position_ids % self.every) == self.every - 1
+        out.logits[..., self.eos_id] += torch.where(end, 100.0, 0.0).to(out.logits.dtype)
+        return out
