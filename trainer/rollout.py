@@ -23,8 +23,8 @@ the generation prompt) are fed in a forward over those rows only, and they decod
 reference the benchmark also measures. Rows that wait, and the left padding of chunks, leave
 masked "holes" in the cache; a custom 4-D additive mask hides them (a hole's query sees only
 itself, so no softmax row is empty) and explicit position ids count real tokens only, so every
-real token is computed exactly as in an unpadded sequence. Finished rows are dropped and holes
-squeezed out when holes are most of the cache. Nothing generated is ever re-tokenized: prompt
+real token is computed exactly as in an unpadded sequence. Finished rows are dropped at once, and
+holes squeezed out when they are most of the cache. Nothing generated is ever re-tokenized: prompt
 pieces are rendered with the chat template incrementally (`trainer.chat.ChatRenderer`) and
 appended as ids.
 
@@ -525,8 +525,9 @@ class HFRolloutEngine(MultiTurnEngine):
         fed in a forward of their own (`_BatchCache.forward(rows=…)`, so the generating rows
         are not padded to the continuation's length) once they are at least `refill_frac` of
         the rows in flight, or nothing else is generating; then they generate again. Finished
-        rows are dropped, and holes squeezed out of the cache, whenever holes are more than
-        half of it.
+        rows leave the batch at once (measured: cheaper than computing them as holes until the
+        next squeeze); holes are squeezed out of the cache whenever they are more than half of
+        it (squeezing more often measured slower).
         """
         s = self.settings
         rows = [r for r in rows if not r.ep.done]
@@ -547,10 +548,11 @@ class HFRolloutEngine(MultiTurnEngine):
                     self._step_env(r)  # its message ended: the episode goes on or is over
             if all(r.ep.done for r in rows):
                 return
-            if batch.real_fraction() < 0.5:
+            if any(r.ep.done for r in rows):  # finished rows leave the batch at once
                 keep = [i for i, r in enumerate(rows) if not r.ep.done]
                 batch.select(keep)
                 rows = [rows[i] for i in keep]
+            if batch.real_fraction() < 0.5:
                 batch.compact()
             waiting = [i for i, r in enumerate(rows) if not r.generating and not r.ep.done]
             decoding = [i for i, r in enumerate(rows) if r.generating]
