@@ -172,6 +172,33 @@ def _growing_layer_class() -> type:
             self.values = self._buf_v[:, :, :n_new]
             return self.keys, self.values
 
+        def keep_rows(self, idx: list[int]) -> None:
+            """Keep rows `idx` (ascending) by moving them down in place: no new buffer, and
+            each moved row is copied once (`batch_select_indices` gathers into a new tensor,
+            which the next `update` then copies into a new buffer)."""
+            if self._buf_k is None or self.keys.data_ptr() != self._buf_k.data_ptr():
+                t = torch.tensor(idx, dtype=torch.long, device=self.keys.device)
+                self.batch_select_indices(t)
+                return
+            K = self.keys.shape[-2]
+            for j, i in enumerate(idx):
+                if i != j:
+                    self._buf_k[j, :, :K].copy_(self._buf_k[i, :, :K])
+                    self._buf_v[j, :, :K].copy_(self._buf_v[i, :, :K])
+            self._buf_k, self._buf_v = self._buf_k[: len(idx)], self._buf_v[: len(idx)]
+            self.keys, self.values = self._buf_k[:, :, :K], self._buf_v[:, :, :K]
+
+        def assign(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+            """Replace the contents, writing into the current buffer when they fit."""
+            buf = self._buf_k
+            if buf is None or buf.shape[0] != keys.shape[0] or buf.shape[-2] < keys.shape[-2]:
+                self.keys, self.values = keys, values  # the next `update` makes a new buffer
+                return
+            K = keys.shape[-2]
+            self._buf_k[:, :, :K].copy_(keys)
+            self._buf_v[:, :, :K].copy_(values)
+            self.keys, self.values = self._buf_k[:, :, :K], self._buf_v[:, :, :K]
+
     return GrowingLayer
 
 
@@ -196,7 +223,12 @@ class _BatchCache:
         if len(idx) == self.keep_N_K.shape[0]:
             return
         t = torch.tensor(idx, dtype=torch.long, device=self.device)
-        self.kv.batch_select_indices(t)
+        if sorted(idx) == idx and len(set(idx)) == len(idx):
+            for layer in self.kv.layers:
+                if layer.is_initialized:
+                    layer.keep_rows(idx)
+        else:
+            self.kv.batch_select_indices(t)
         self.keep_N_K = self.keep_N_K[t]
 
     def compact(self) -> None:
@@ -220,8 +252,7 @@ class _BatchCache:
                 continue
             _, H, _, D = layer.keys.shape
             index = src_N_Kn[:, None, :, None].expand(N, H, K_new, D)
-            layer.keys = layer.keys.gather(2, index)
-            layer.values = layer.values.gather(2, index)
+            layer.assign(layer.keys.gather(2, index), layer.values.gather(2, index))
         self.keep_N_K = new_keep_N_Kn
 
     @torch.no_grad()
