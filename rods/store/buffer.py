@@ -47,6 +47,27 @@ OUTCOME_CODES: dict[str, ReportOutcome] = {
     "s": "unscored",
 }
 
+# Shared by both scripts: split a SEP-joined argument; run a command over a long argument list,
+# 500 arguments per call (Lua's unpack has a stack limit).
+LUA_HELPERS = """
+local function split(s, sep)
+  local f, pos = {}, 1
+  while true do
+    local i = string.find(s, sep, pos, true)
+    if not i then f[#f + 1] = string.sub(s, pos); return f end
+    f[#f + 1] = string.sub(s, pos, i - 1)
+    pos = i + 1
+  end
+end
+local function batched(cmd, key, args)
+  for b = 1, #args, 500 do
+    local last = math.min(b + 499, #args)
+    if key then redis.call(cmd, key, unpack(args, b, last))
+    else redis.call(cmd, unpack(args, b, last)) end
+  end
+end
+"""
+
 # KEYS: 1 counts, 2 active, 3 staged, 4 retired, 5 tasks, 6 events, 7 requests_done, 8 seq,
 #       8+i the record key of change i.
 # ARGV: 1 n_changes, 2 n_guards, 3 n_deltas, 4 event header JSON (the event without its records),
@@ -55,25 +76,11 @@ OUTCOME_CODES: dict[str, ReportOutcome] = {
 #       7 per change: id, old JSON ('' = must not exist), new JSON, old state ('' none), new
 #       state, weight, body ('' none); then 2 per guard (field, value), 2 per counter delta
 #       (field, increment).
-APPLY = """
+APPLY = LUA_HELPERS + """
 local nc, ng, nd = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local rid = ARGV[6]
 if rid ~= '' and redis.call('SISMEMBER', KEYS[7], rid) == 1 then return 'done' end
-local f, s, pos = {}, ARGV[8], 1
-while true do
-  local i = string.find(s, '\\30', pos, true)
-  if not i then f[#f + 1] = string.sub(s, pos); break end
-  f[#f + 1] = string.sub(s, pos, i - 1)
-  pos = i + 1
-end
--- one command per batch of up to 500 arguments (Lua's unpack has a stack limit)
-local function batched(cmd, key, args)
-  for i = 1, #args, 500 do
-    local last = math.min(i + 499, #args)
-    if key then redis.call(cmd, key, unpack(args, i, last))
-    else redis.call(cmd, unpack(args, i, last)) end
-  end
-end
+local f = split(ARGV[8], '\\30')
 -- compare-and-set: every record must still be exactly what the plan read
 local rec_keys = {}
 for i = 1, nc do rec_keys[i] = KEYS[8 + i] end
@@ -143,16 +150,7 @@ return 'ok'
 # Returns {'fallback'} having written nothing when a record it would change is not in the
 # layout `encode_record` writes; else {outcome letter per report (OUTCOME_CODES), then task id
 # and reason of each retirement in order}.
-REPORT = """
-local function split(s, sep)
-  local f, pos = {}, 1
-  while true do
-    local i = string.find(s, sep, pos, true)
-    if not i then f[#f + 1] = string.sub(s, pos); return f end
-    f[#f + 1] = string.sub(s, pos, i - 1)
-    pos = i + 1
-  end
-end
+REPORT = LUA_HELPERS + """
 local R = split(ARGV[4], '\\30')
 local trial_below, mastered_above, hard_below = tonumber(R[1]), tonumber(R[2]), tonumber(R[3])
 local min_obs, k, seeds_can_retire = tonumber(R[4]), tonumber(R[5]), R[6] == '1'
@@ -243,14 +241,6 @@ end
 
 local n_rec = #KEYS - 4
 local old, now, order = {}, {}, {}
--- one command per batch of up to 500 arguments (Lua's unpack has a stack limit)
-local function batched(cmd, key, args)
-  for b = 1, #args, 500 do
-    local last = math.min(b + 499, #args)
-    if key then redis.call(cmd, key, unpack(args, b, last))
-    else redis.call(cmd, unpack(args, b, last)) end
-  end
-end
 for b = 1, n_rec, 500 do
   local got = redis.call('MGET', unpack(KEYS, 4 + b, 4 + math.min(b + 499, n_rec)))
   for j = 1, #got do
