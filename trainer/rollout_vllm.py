@@ -8,9 +8,10 @@ rules (`MultiTurnEngine._accept`: eos, max calls per message, max new tokens, to
 tokens after a stop are discarded. `sync_weights(model)` loads the trainer's current weights
 into vLLM's worker after each update.
 
-Not tested in this repository (no GPU or vLLM on the CPU machine); the internal weight-loading
-hook (`collective_rpc` on the worker's model runner) follows vLLM 0.8+ and may need adjusting
-to the installed version.
+Tested against a stand-in `vllm` module (tests/unit/test_rollout_vllm.py: the multi-turn loop,
+stop rules, mask, log-probs, weight sync); not yet run against a real vLLM, as no GPU machine
+has been lent to the project so far. The internal weight-loading hook (`collective_rpc` on the
+worker's model runner) follows vLLM 0.8+ and may need adjusting to the installed version.
 """
 
 from __future__ import annotations

@@ -1,0 +1,141 @@
+"""The `vllm` rollout engine's multi-turn loop, against a stand-in `vllm` module (CPU, no GPU).
+
+The real engine needs vLLM and a CUDA device; these tests check everything of ours around
+`LLM.generate`: prompts sent as token ids, stop rules, log-probs, the loss mask, environment
+steps, and weight sync. The stand-in follows vLLM's documented output shape
+(`RequestOutput.outputs[0].token_ids`, `.logprobs` as one {token id: Logprob} dict per token, a
+stop token included in `token_ids`); whether an installed vLLM still matches it is checked only
+by the gpu-marked tests on a GPU machine.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType, SimpleNamespace
+
+import pytest
+from tiny_lm import demo_tasks, small_policy
+
+from rods.env import GroundTruthCache
+from trainer.chat import ChatRenderer, ground_truth_conversation, tokenize_conversation
+from trainer.policy import load_policy
+from trainer.rollout import RolloutSettings
+
+
+class FakeLLM:
+    """Continues every prompt with a fixed target sequence (at the prompt's length), stopping
+    after a stop token or `max_tokens`, like a policy that has memorised the ground truth."""
+
+    target: list[int] = []
+    instances: list[FakeLLM] = []
+
+    def __init__(self, model: str, **kwargs: object):
+        self.model, self.kwargs = model, kwargs
+        self.calls: list[list[list[int]]] = []
+        self.rpcs: list[tuple[object, tuple]] = []
+        self.prefix_resets = 0
+        FakeLLM.instances.append(self)
+
+    def generate(self, prompts: list[dict], params: SimpleNamespace, use_tqdm: bool = True):
+        self.calls.append([p["prompt_token_ids"] for p in prompts])
+        outs = []
+        for p in prompts:
+            pos, toks = len(p["prompt_token_ids"]), []
+            while len(toks) < params.max_tokens and pos < len(self.target):
+                toks.append(self.target[pos])
+                pos += 1
+                if toks[-1] in params.stop_token_ids:
+                    break
+            logprobs = [{t: SimpleNamespace(logprob=-0.5)} for t in toks]
+            completion = SimpleNamespace(token_ids=toks, logprobs=logprobs)
+            outs.append(SimpleNamespace(outputs=[completion]))
+        return outs
+
+    def collective_rpc(self, fn: object, args: tuple = ()) -> None:
+        self.rpcs.append((fn, args))
+
+    def reset_prefix_cache(self) -> None:
+        self.prefix_resets += 1
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    mod = ModuleType("vllm")
+    mod.LLM = FakeLLM
+    mod.SamplingParams = lambda **kw: SimpleNamespace(**kw)
+    mod.TokensPrompt = lambda prompt_token_ids: {"prompt_token_ids": prompt_token_ids}
+    monkeypatch.setitem(sys.modules, "vllm", mod)
+    FakeLLM.instances = []
+    return mod
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, object]:
+    return load_policy(small_policy(tmp_path_factory.mktemp("policy") / "policy-init"))
+
+
+def test_vllm_loop_reproduces_the_sft_sequence(fake_vllm: ModuleType, policy: tuple) -> None:
+    from trainer.rollout_vllm import VLLMRolloutEngine
+
+    model, tok = policy
+    task = demo_tasks(2)[1]
+    cache = GroundTruthCache()
+    conv = ground_truth_conversation(task, cache)
+    target = tokenize_conversation(conv, ChatRenderer(tok, {"compact_tools": True}))
+    FakeLLM.target = target.token_ids
+    settings = RolloutSettings(greedy=True, max_new_tokens=128, max_total_tokens=4096)
+    engine = VLLMRolloutEngine(model, tok, settings, model_path="policy-dir", cache=cache)
+    (group,) = engine.rollout([task], 2)
+    llm = FakeLLM.instances[0]
+    assert llm.model == "policy-dir" and llm.kwargs["enable_prefix_caching"] is True
+    n_assistant = sum(m["role"] == "assistant" for m in conv.messages)
+    assert len(llm.calls) == n_assistant  # one round per assistant message, both rows at once
+    assert all(len(batch) == 2 for batch in llm.calls)
+    for traj in group:
+        assert traj.token_ids == target.token_ids
+        assert traj.loss_mask == target.loss_mask
+        assert traj.reward == 1.0 and traj.correct and traj.stop_reason == "completed"
+        assert traj.messages_cut == 0
+        assert {lp for lp, m in zip(traj.logprobs, traj.loss_mask, strict=True) if m} == {-0.5}
+        assert all(lp == 0.0 for lp, m in zip(traj.logprobs, traj.loss_mask, strict=True) if not m)
+
+
+def test_vllm_message_cut_at_max_new_tokens(fake_vllm: ModuleType, policy: tuple) -> None:
+    """A message vLLM stops at max_tokens is closed by the engine with an unmasked end token."""
+    from trainer.rollout_vllm import VLLMRolloutEngine
+
+    model, tok = policy
+    task = demo_tasks(1)[0]
+    cache = GroundTruthCache()
+    conv = ground_truth_conversation(task, cache)
+    FakeLLM.target = tokenize_conversation(
+        conv, ChatRenderer(tok, {"compact_tools": True})
+    ).token_ids
+    settings = RolloutSettings(greedy=True, max_new_tokens=3, max_total_tokens=4096)
+    engine = VLLMRolloutEngine(model, tok, settings, model_path="p", cache=cache)
+    (traj,) = engine.rollout([task], 1)[0]
+    assert traj.messages_cut >= 1
+    assert traj.n_generated == 3 * len(FakeLLM.instances[0].calls)  # 3 sampled tokens a message
+    assert traj.reward < 1.0
+
+
+def test_vllm_sync_weights_sends_every_tensor(fake_vllm: ModuleType, policy: tuple) -> None:
+    from trainer.rollout_vllm import VLLMRolloutEngine, _load_weights
+
+    model, tok = policy
+    engine = VLLMRolloutEngine(model, tok, RolloutSettings(), model_path="p")
+    engine.sync_weights(model)
+    llm = FakeLLM.instances[0]
+    ((fn, (weights,)),) = llm.rpcs
+    assert fn is _load_weights and llm.prefix_resets == 1
+    assert [name for name, _ in weights] == list(model.state_dict())
+    assert all(t.device.type == "cpu" for _, t in weights)
+
+
+def test_vllm_missing_names_the_gpu_extra(monkeypatch: pytest.MonkeyPatch, policy: tuple) -> None:
+    from trainer.rollout_vllm import VLLMRolloutEngine
+
+    monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
+    model, tok = policy
+    with pytest.raises(RuntimeError, match=r"gpu"):
+        VLLMRolloutEngine(model, tok, RolloutSettings(), model_path="p")
