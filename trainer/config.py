@@ -24,13 +24,16 @@ class PolicyConfig(_Section):
     model: str = "tiny"  # "tiny" (build the local 4.7 M-param model), a local path, or a hub id
     init_from: str | None = None  # a checkpoint dir to start from (e.g. the SFT output)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when available
-    bf16: bool = False  # bf16 autocast; master weights stay fp32. Off on CPUs without AVX512-BF16 (slower)
+    # bf16 autocast; master weights stay fp32. Off on CPUs without AVX512-BF16 (slower)
+    bf16: bool = False
     seed: int = 0  # seeds model init, sampling and task order
 
 
 class TaskConfig(_Section):
     subset: Literal["all", "demo"] = "all"  # demo: short base tasks the tiny model can learn
-    categories: list[str] = Field(default_factory=lambda: ["base", "miss_func", "miss_param", "long_context"])
+    categories: list[str] = Field(
+        default_factory=lambda: ["base", "miss_func", "miss_param", "long_context"]
+    )
 
 
 class RolloutConfig(_Section):
@@ -43,6 +46,9 @@ class RolloutConfig(_Section):
     max_total_tokens: int = 4096  # per trajectory; beyond it the episode is truncated
     max_steps_per_turn: int = 5  # assistant messages with calls per user turn (EnvTuning: 5)
     compact_tools: bool = False  # render only function names in the system line (tiny model)
+    # hf engine: rows that finished a message are fed their next turn once they are this share
+    # of the batch (1.0 = lock-step rounds; 0.1 measured fastest on CPU, bench_rollout.py)
+    refill_frac: float = Field(default=0.1, ge=0.0, le=1.0)
 
 
 class OptimConfig(_Section):

@@ -506,7 +506,8 @@ class HFRolloutEngine(MultiTurnEngine):
     """
 
     # Measured on the 2-core CPU, warm-started demo policy, 8 tasks x 8 (bench_rollout.py):
-    # refilling waiting rows early beats waiting for most of the batch.
+    # refilling waiting rows early beats waiting for most of the batch. Keep equal to the
+    # default of `trainer.config.RolloutConfig.refill_frac`.
     DEFAULT_REFILL_FRAC = 0.1
 
     def __init__(
@@ -614,4 +615,4 @@ def make_engine(
         from trainer.rollout_vllm import VLLMRolloutEngine
 
         return VLLMRolloutEngine(model, tokenizer, settings)
-    return HFRolloutEngine(model, tokenizer, settings, device=device)
+    return HFRolloutEngine(model, tokenizer, settings, device=device, refill_frac=cfg.refill_frac)

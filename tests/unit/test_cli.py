@@ -1,7 +1,9 @@
 """The `rods` command as a user runs it (typer's runner, no services)."""
 
 import json
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from rods import tasks as T
@@ -74,3 +76,15 @@ def test_data_stats_json():
         hist = out["signature_histograms"][side]
         assert {"depth", "topology", "turns"} <= set(hist)
         assert sum(hist["depth"].values()) == 400
+
+
+def test_config_refill_frac_is_checked(tmp_path: Path) -> None:
+    from trainer.config import ConfigError, load_config
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[rollout]\nrefill_frac = 1.5\n")
+    with pytest.raises(ConfigError, match="refill_frac"):
+        load_config(bad)
+    ok = tmp_path / "ok.toml"
+    ok.write_text("[rollout]\nrefill_frac = 1.0\n")
+    assert load_config(ok).rollout.refill_frac == 1.0
