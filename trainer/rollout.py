@@ -348,9 +348,9 @@ class _BatchCache:
 class MultiTurnEngine(ABC):
     """What every engine shares: episodes, token bookkeeping, stop rules, env steps.
 
-    Subclasses implement `_run(rows)`: generate one message per live row per round (calling
-    `_accept` for each sampled token until the row stops generating, and `_step_env` after each
-    round) until every row's episode is over.
+    Subclasses implement `_run(rows)`: generate messages for the live rows (calling `_accept`
+    for each sampled token until the row stops generating, then `_step_env` on that row) until
+    every row's episode is over; when and how rows are batched is theirs to decide.
     """
 
     def __init__(
@@ -412,7 +412,7 @@ class MultiTurnEngine(ABC):
 
     @abstractmethod
     def _run(self, rows: list[_Row]) -> None:
-        """Generate every row to its end (hf: batched lock-step; vllm: its own scheduler)."""
+        """Generate every row to its end (hf: continuous batching; vllm: its own scheduler)."""
 
     @abstractmethod
     def sync_weights(self, model: Any) -> None:
