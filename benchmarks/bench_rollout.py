@@ -26,6 +26,7 @@ import torch
 from rods.env import GroundTruthCache
 from rods.tasks import load_split
 from trainer.chat import demo_subset
+from trainer.config import RolloutConfig
 from trainer.policy import build_tiny_policy, load_policy
 from trainer.rollout import HFRolloutEngine, RolloutSettings
 
@@ -66,7 +67,7 @@ def main() -> None:
     ap.add_argument(
         "--refill-frac",
         type=float,
-        default=HFRolloutEngine.DEFAULT_REFILL_FRAC,
+        default=RolloutConfig.model_fields["refill_frac"].default,
         help="continuous batching: refill waiting rows once they are this share of the batch",
     )
     ap.add_argument("--repeat", type=int, default=3, help="runs per mode; the median is reported")

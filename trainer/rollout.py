@@ -47,6 +47,7 @@ from rods.env import Episode, GroundTruthCache, Score
 from rods.env.tools import openai_tools
 from rods.tasks import Task, ToolCall
 from trainer.chat import ChatRenderer, end_of_turn_id, user_turn_messages
+from trainer.config import RolloutConfig
 
 
 @dataclass
@@ -219,17 +220,13 @@ class _BatchCache:
         self.last_logits_only = {"logits_to_keep": 1} if takes else {}
 
     def select(self, idx: list[int]) -> None:
-        """Keep only these rows (in this order)."""
+        """Keep only these rows (strictly ascending indices), moved down in place."""
         if len(idx) == self.keep_N_K.shape[0]:
             return
-        t = torch.tensor(idx, dtype=torch.long, device=self.device)
-        if sorted(idx) == idx and len(set(idx)) == len(idx):
-            for layer in self.kv.layers:
-                if layer.is_initialized:
-                    layer.keep_rows(idx)
-        else:
-            self.kv.batch_select_indices(t)
-        self.keep_N_K = self.keep_N_K[t]
+        for layer in self.kv.layers:
+            if layer.is_initialized:
+                layer.keep_rows(idx)
+        self.keep_N_K = self.keep_N_K[torch.tensor(idx, dtype=torch.long, device=self.device)]
 
     def compact(self) -> None:
         """Squeeze the holes out: each row's real keys move right-aligned into K' = the longest
@@ -505,11 +502,6 @@ class HFRolloutEngine(MultiTurnEngine):
     `sequential=True` runs one rollout at a time through the same code (the reference).
     """
 
-    # Measured on the 2-core CPU, warm-started demo policy, 8 tasks x 8 (bench_rollout.py):
-    # refilling waiting rows early beats waiting for most of the batch. Keep equal to the
-    # default of `trainer.config.RolloutConfig.refill_frac`.
-    DEFAULT_REFILL_FRAC = 0.1
-
     def __init__(
         self,
         model: Any,
@@ -519,14 +511,14 @@ class HFRolloutEngine(MultiTurnEngine):
         device: str | torch.device = "cpu",
         cache: GroundTruthCache | None = None,
         sequential: bool = False,
-        refill_frac: float | None = None,
+        refill_frac: float = RolloutConfig.model_fields["refill_frac"].default,
     ):
         super().__init__(model, tokenizer, settings, cache=cache)
         self.device = torch.device(device)
         self.sequential = sequential
         # Waiting rows are fed once they are this share of the rows in flight (1.0 = lock-step
         # rounds: one message per row per round). See `_run_batch`.
-        self.refill_frac = self.DEFAULT_REFILL_FRAC if refill_frac is None else refill_frac
+        self.refill_frac = refill_frac
 
     def sync_weights(self, model: Any) -> None:
         self.model = model  # same process, same tensors: nothing to copy
@@ -586,7 +578,7 @@ class HFRolloutEngine(MultiTurnEngine):
                 rows = [rows[i] for i in keep]
             if batch.real_fraction() < 0.5:
                 batch.compact()
-            waiting = [i for i, r in enumerate(rows) if not r.generating and not r.ep.done]
+            waiting = [i for i, r in enumerate(rows) if not r.generating]  # none is done here
             decoding = [i for i, r in enumerate(rows) if r.generating]
             logits, fed = [], []
             if waiting and (not decoding or len(waiting) >= self.refill_frac * len(rows)):
