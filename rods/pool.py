@@ -22,8 +22,8 @@ Rules (ARCHITECTURE §6, PAPER.md "Replay buffer"; [D] marks our own decisions):
   tasks last [D]). Seeds retire only when `seeds_can_retire`.
 - Sample weights: uniform (1 each), or boundary-weighted: max(4r̄(1−r̄), floor), unobserved 1.
 
-The report-time rules (apply_report, retire_reason_after_report, region_label, sample_weight and
-the counters they move) are also run server-side by the Redis store's `REPORT` script
+The report-time rules (apply_report, retire_reason_after_report, region_label and the counters
+they move) are also run server-side by the Redis store's `REPORT` script
 (`rods.store.buffer`); tests/integration/test_buffer_report_script.py keeps the two in
 agreement, so a change here needs the same change there.
 """
@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rods.boundary import DetectorRules, boundary_score, region_of
+from rods.boundary import DetectorRules, GroupStats, boundary_score, region_of
 from rods.tasks import Task
 
 TaskState = Literal["staged", "active", "retired"]
@@ -56,7 +56,7 @@ class PoolRules(BaseModel):
     mastered_above: float = 0.95  # recent r̄ above this retires a task as mastered
     hard_below: float = 0.20  # recent r̄ below this retires a task as hard
     min_obs: int = Field(2, ge=1)  # [D] observations needed before mastered/hard apply
-    history_k: int = Field(4, ge=1)  # group means kept per task; "recent" is their mean
+    history_k: int = Field(4, ge=1, le=255)  # group means kept per task; "recent" is their mean
     stale_steps: int = Field(200, ge=1)  # [D] not observed for more steps than this → stale
     seeds_can_retire: bool = False  # seeds stay active forever unless this is set
     sample_mode: SampleMode = "uniform"
@@ -91,15 +91,16 @@ class TaskRecord(BaseModel):
         return math.fsum(self.history) / len(self.history) if self.history else None
 
 
-class Report(BaseModel):
-    """One scored group to report: the inputs of `apply_report` (built from boundary.GroupStats)."""
+class Report(NamedTuple):
+    """One scored group to report: the inputs of `apply_report`. (`boundary.GroupStats` has the
+    same fields and is reported as it is.) A named tuple: the trainer reports every step."""
 
-    model_config = ConfigDict(frozen=True)
     task_id: str
     reward_mean: float
     reward_var: float
 
 
+Scored = Report | GroupStats  # what `report` takes: a task id, its group's reward mean and variance
 ReportOutcome = Literal["applied", "duplicate", "not_active", "unknown", "unscored"]
 
 
@@ -151,7 +152,7 @@ def promote(record: TaskRecord, step: int) -> TaskRecord:
 # ---------------------------------------------------------------- reports and retirement
 
 
-def report_outcome(record: TaskRecord | None, report: Report, step: int) -> ReportOutcome:
+def report_outcome(record: TaskRecord | None, report: Scored, step: int) -> ReportOutcome:
     if record is None:
         return "unknown"
     if math.isnan(report.reward_mean):
@@ -163,7 +164,7 @@ def report_outcome(record: TaskRecord | None, report: Report, step: int) -> Repo
     return "applied"
 
 
-def apply_report(record: TaskRecord, report: Report, step: int, rules: PoolRules) -> TaskRecord:
+def apply_report(record: TaskRecord, report: Scored, step: int, rules: PoolRules) -> TaskRecord:
     """Stats after one scored group (call only when `report_outcome` is `applied`)."""
     last_seen = step if record.last_seen_step is None else max(record.last_seen_step, step)
     return record.model_copy(
@@ -247,7 +248,12 @@ def sample_weight(record: TaskRecord, mode: SampleMode, floor: float) -> float:
     """Relative sampling weight of an active task (always > 0)."""
     if mode == "uniform" or record.last_mean is None:
         return 1.0
-    return max(boundary_score(record.last_mean), floor)
+    return boundary_weight(record.last_mean, floor)
+
+
+def boundary_weight(last_mean: float, floor: float) -> float:
+    """Boundary-weighted sampling weight of an observed task: max(4r̄(1−r̄), floor)."""
+    return max(boundary_score(last_mean), floor)
 
 
 def region_label(record: TaskRecord, rules: PoolRules) -> str:

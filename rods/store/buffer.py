@@ -1,20 +1,24 @@
 """Redis replay buffer: the `ReplayBuffer` contract over the keys of `rods.store.keys`.
 
-Reads are plain commands (MGET of records, SMEMBERS/ZRANGE of the state sets, HGETALL of the
-counters). Every write is one call of the Lua script `APPLY`: it checks that each record is still
-exactly the JSON the plan read and each guarded counter still has its planned value, and only then
-writes records, task bodies, state sets, counters, the event and the request-done marker — all or
-nothing (a Lua script runs atomically in Redis). A conflict makes the caller re-read and re-plan.
+A task's record is stored in two hashes (`rods.store.changes.encode_record`): `live` holds its
+live part — state, origin and statistics, everything a report reads or writes — as one short
+line of text, and `records` the rest as JSON (category, generation, admission, promotion,
+retirement). Reads are plain commands (HMGET of both parts in one MULTI, SMEMBERS/ZRANGE of the
+state sets, HGETALL of the counters). Every write is one call of the Lua script `APPLY`: it
+checks that both parts of each record are still exactly the text the plan read and each guarded
+counter still has its planned value, and only then writes both parts, task bodies, state sets,
+counters, the event and the request-done marker — all or nothing (a Lua script runs atomically
+in Redis). A conflict makes the caller re-read and re-plan.
 
 `report`, the hot path (every training step), is one call of the Lua script `REPORT` instead:
-it reads the reported records, applies the report-time rules of `rods.pool` (apply_report,
-retire_reason_after_report, region_label, sample_weight, the counter deltas) server-side, and
-writes records, weights, state sets, counters and the event — atomically, with no read round
-trip and no conflicts, and without Python parsing or encoding records. The rules are thus
-expressed twice; tests/integration/test_buffer_report_script.py holds the script to the Python
-rules on random records and reports. The script edits records as text in the layout `encode_record`
-writes (statistics last); a record in any other layout makes it write nothing and hand the call
-back to the generic Python path.
+it reads the reported tasks' live lines, applies the report-time rules of `rods.pool`
+(apply_report, retire_reason_after_report, region_label, the counter deltas) server-side, and
+writes live lines, sample weights (computed by the client from the reported means), state sets,
+counters and the event — atomically, with no read round trip and no conflicts. The JSON details
+are read and rewritten only for a task the report retires. The rules are thus expressed twice;
+tests/integration/test_buffer_report_script.py holds the script to the Python rules on random
+records and reports. Text in another layout than `encode_live` / `encode_details` write makes
+the script write nothing and hand the call back to the generic Python path.
 
 Because the check is compare-and-set on whole records, re-sending a script whose reply was lost
 (redis-py retries commands on connection errors) cannot apply a change twice: the second attempt
@@ -27,18 +31,21 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 import time
 from collections.abc import Iterable, Sequence
 
 import redis
 
-from rods.pool import PoolRules, Report, ReportOutcome, RetireReason, TaskState
-from rods.store.changes import ChangeSet, Read, ReportResult, decode_record
+from rods.pool import PoolRules, ReportOutcome, RetireReason, Scored, TaskState, boundary_weight
+from rods.store.changes import SEP, ChangeSet, Read, ReportResult, decode_event, decode_parts
 from rods.store.contract import ApplyStatus, ReplayBuffer
 from rods.store.events import BufferEvent
-from rods.store.keys import EVENT_FIELD, RECORDS_FIELD, RunKeys
+from rods.store.keys import EVENT_FIELD, LIVE_FIELD, RECORDS_FIELD, RunKeys
 
-SEP = "\x1e"  # ASCII record separator: never appears in JSON text or in task ids (checked)
+# SEP (ASCII record separator) joins many fields into one script argument (redis-py packs each
+# argument separately, slowly); it never appears in JSON text, statistics text or task ids
+# (checked).
 OUTCOME_CODES: dict[str, ReportOutcome] = {
     "a": "applied",
     "d": "duplicate",
@@ -48,7 +55,8 @@ OUTCOME_CODES: dict[str, ReportOutcome] = {
 }
 
 # Shared by both scripts: split a SEP-joined argument; run a command over a long argument list,
-# 500 arguments per call (Lua's unpack has a stack limit).
+# 500 arguments per call (Lua's unpack has a stack limit), and the same for a command whose
+# reply has one element per argument (HMGET, ZMSCORE), replies concatenated.
 LUA_HELPERS = """
 local function split(s, sep)
   local f, pos = {}, 1
@@ -66,36 +74,52 @@ local function batched(cmd, key, args)
     else redis.call(cmd, unpack(args, b, last)) end
   end
 end
+local function read(cmd, key, args)
+  local out = {}
+  for b = 1, #args, 500 do
+    local got = redis.call(cmd, key, unpack(args, b, math.min(b + 499, #args)))
+    for j = 1, #got do out[#out + 1] = got[j] end
+  end
+  return out
+end
 """
 
 # KEYS: 1 counts, 2 active, 3 staged, 4 retired, 5 tasks, 6 events, 7 requests_done, 8 seq,
-#       8+i the record key of change i.
-# ARGV: 1 n_changes, 2 n_guards, 3 n_deltas, 4 event header JSON (the event without its records),
-#       5 events maxlen, 6 request id ('' none), 7 seq floor, 8 the fields below joined by SEP
-#       (one argument instead of hundreds: redis-py packs each argument separately, slowly):
-#       7 per change: id, old JSON ('' = must not exist), new JSON, old state ('' none), new
-#       state, weight, body ('' none); then 2 per guard (field, value), 2 per counter delta
-#       (field, increment).
-APPLY = LUA_HELPERS + """
+#       9 records (details parts), 10 live (live parts).
+# ARGV: 1 n_changes, 2 n_guards, 3 n_deltas, 4 event header JSON, 5-6 the event's records and
+#       live fields (`ChangeSet.event_body`), 7 events maxlen, 8 request id ('' none), 9 seq
+#       floor, 10 the fields below joined by SEP, 11 the old live parts concatenated, 12 the new
+#       live parts concatenated:
+#       9 per change: id, old details ('' = must not exist), length of the old live part, new
+#       details, length of the new live part, old state ('' none), new state, weight, body
+#       ('' none); then 2 per guard (field, value), 2 per counter delta (field, increment).
+APPLY = (
+    LUA_HELPERS
+    + """
 local nc, ng, nd = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local rid = ARGV[6]
+local rid = ARGV[8]
 if rid ~= '' and redis.call('SISMEMBER', KEYS[7], rid) == 1 then return 'done' end
-local f = split(ARGV[8], '\\30')
--- compare-and-set: every record must still be exactly what the plan read
-local rec_keys = {}
-for i = 1, nc do rec_keys[i] = KEYS[8 + i] end
-local a = 1
-for b = 1, nc, 500 do
-  local cur = redis.call('MGET', unpack(rec_keys, b, math.min(b + 499, nc)))
-  for j = 1, #cur do
-    local old = f[a + 1]
-    if cur[j] == false then
-      if old ~= '' then return 'conflict' end
-    elseif cur[j] ~= old then return 'conflict' end
-    a = a + 7
+local f = split(ARGV[10], '\\30')
+local ids, old_live, new_live = {}, {}, {}
+local po, pn = 1, 1
+for i = 1, nc do
+  local a = 9 * i - 8
+  ids[i] = f[a]
+  old_live[i] = string.sub(ARGV[11], po, po + tonumber(f[a + 2]) - 1)
+  new_live[i] = string.sub(ARGV[12], pn, pn + tonumber(f[a + 4]) - 1)
+  po, pn = po + tonumber(f[a + 2]), pn + tonumber(f[a + 4])
+end
+-- compare-and-set: both parts of every record must still be exactly what the plan read
+if nc > 0 then
+  local details, live = read('HMGET', KEYS[9], ids), read('HMGET', KEYS[10], ids)
+  for i = 1, nc do
+    local a = 9 * i - 8
+    if f[a + 1] == '' then
+      if details[i] or live[i] then return 'conflict' end
+    elseif details[i] ~= f[a + 1] or live[i] ~= old_live[i] then return 'conflict' end
   end
 end
-local g = a
+local g = 9 * nc + 1
 for i = 1, ng do
   local v = tonumber(redis.call('HGET', KEYS[1], f[g]) or '0')
   if v ~= tonumber(f[g + 1]) then return 'conflict' end
@@ -103,28 +127,31 @@ for i = 1, ng do
 end
 -- apply
 local sets = {staged = KEYS[3], retired = KEYS[4]}
-local mset, zadd, records = {}, {}, {}
-a = 1
+local hdetails, hlive, zadd = {}, {}, {}
 for i = 1, nc do
-  local id, new, from, to = f[a], f[a + 2], f[a + 3], f[a + 4]
-  mset[#mset + 1] = KEYS[8 + i]
-  mset[#mset + 1] = new
-  records[i] = new
-  if f[a + 6] ~= '' then redis.call('HSETNX', KEYS[5], id, f[a + 6]) end
+  local a = 9 * i - 8
+  local id, from, to = f[a], f[a + 5], f[a + 6]
+  if f[a + 3] ~= f[a + 1] then
+    hdetails[#hdetails + 1] = id
+    hdetails[#hdetails + 1] = f[a + 3]
+  end
+  hlive[#hlive + 1] = id
+  hlive[#hlive + 1] = new_live[i]
+  if f[a + 8] ~= '' then redis.call('HSETNX', KEYS[5], id, f[a + 8]) end
   if from ~= to then
     if from == 'active' then redis.call('ZREM', KEYS[2], id)
     elseif from ~= '' then redis.call('SREM', sets[from], id) end
     if to ~= 'active' then redis.call('SADD', sets[to], id) end
   end
   if to == 'active' then
-    zadd[#zadd + 1] = f[a + 5]
+    zadd[#zadd + 1] = f[a + 7]
     zadd[#zadd + 1] = id
   end
-  a = a + 7
 end
-batched('MSET', nil, mset)
+batched('HSET', KEYS[9], hdetails)
+batched('HSET', KEYS[10], hlive)
 batched('ZADD', KEYS[2], zadd)
-a = g
+local a = g
 for i = 1, nd do
   if redis.call('HINCRBY', KEYS[1], f[a], f[a + 1]) == 0 then
     redis.call('HDEL', KEYS[1], f[a])
@@ -132,30 +159,37 @@ for i = 1, nd do
   a = a + 2
 end
 if nc > 0 then
-  redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], '*',
-    '@EVENT@', ARGV[4], '@RECORDS@', '[' .. table.concat(records, ',') .. ']')
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[7], '*', '@EVENT@', ARGV[4],
+    '@RECORDS@', ARGV[5], '@LIVE@', ARGV[6])
 end
 if rid ~= '' then redis.call('SADD', KEYS[7], rid) end
-local floor = tonumber(ARGV[7])
+local floor = tonumber(ARGV[9])
 if floor > 0 and tonumber(redis.call('GET', KEYS[8]) or '0') < floor then
   redis.call('SET', KEYS[8], floor)
 end
 return 'ok'
-""".replace("@EVENT@", EVENT_FIELD).replace("@RECORDS@", RECORDS_FIELD)
+"""
+)
 
-# KEYS: 1 counts, 2 active, 3 retired, 4 events, 4+i the record key of the i-th distinct task.
+# KEYS: 1 counts, 2 active, 3 retired, 4 events, 5 records (details parts), 6 live (live parts).
 # ARGV: 1 step, 2 event header JSON, 3 events maxlen, 4 the rules joined by SEP (REPORT_RULES
-#       order), 5 per report joined by SEP: record index i, task id, mean as text ('' = NaN),
-#       variance as text.
-# Returns {'fallback'} having written nothing when a record it would change is not in the
-# layout `encode_record` writes; else {outcome letter per report (OUTCOME_CODES), then task id
-# and reason of each retirement in order}.
-REPORT = LUA_HELPERS + """
+#       order), 5 per report, each field followed by SEP: task id, the sample weight the task
+#       gets if the report applies (`rods.pool.boundary_weight`; '' for an unscored group);
+#       6 per report the mean (NaN: unscored) and variance as little-endian doubles.
+# Returns {'fallback'} having written nothing when a part it would read or change is not in the
+# layout `encode_live` / `encode_details` write; else {outcome letter per report
+# (OUTCOME_CODES), then task id and reason of each retirement in order}.
+REPORT = (
+    LUA_HELPERS
+    + """
 local R = split(ARGV[4], '\\30')
 local trial_below, mastered_above, hard_below = tonumber(R[1]), tonumber(R[2]), tonumber(R[3])
 local min_obs, k, seeds_can_retire = tonumber(R[4]), tonumber(R[5]), R[6] == '1'
-local floor, region_hard, region_mastered = tonumber(R[7]), tonumber(R[8]), tonumber(R[9])
-local step = tonumber(ARGV[1])
+local region_hard, region_mastered = tonumber(R[7]), tonumber(R[8])
+local step_text = ARGV[1]
+local step = tonumber(step_text)
+local byte, sub, rep, abs = string.byte, string.sub, string.rep, math.abs
+local spack, sunpack = struct.pack, struct.unpack
 
 -- math.fsum (CPython's algorithm: Shewchuk partials, then round-half-even correction), so
 -- "recent r̄" is the same double as rods.pool.TaskRecord.recent_mean
@@ -209,155 +243,184 @@ local function region(m)  -- rods.pool.region_label
   if m > region_mastered then return 'mastered' end
   return 'boundary'
 end
-local function weight(m)  -- rods.pool.sample_weight(record, 'boundary', floor)
-  if m == nil then return 1.0 end
-  local w = 4.0 * m * (1.0 - m)
-  if w < floor then return floor end
-  return w
+
+-- A live part (rods.store.changes.LIVE_HEAD) unpacks into one array, indexed by these:
+local N, STATE, ORIGIN, FLAGS, VISITS, SEEN, MEAN, VAR, H = 1, 2, 3, 4, 5, 6, 7, 8, 9
+-- r[N] history length; r[FLAGS]: 1 seen, 2 mean, 4 variance present; r[H .. H + n - 1] history
+local ACTIVE, STAGED, RETIRED, SEED, SYNTHETIC = byte('a'), byte('s'), byte('r'), byte('s'), byte('y')
+local FMT = {}
+local function layout(n)  -- of a live part with a history of n means
+  if not FMT[n] then FMT[n] = '<BBBBI4i8dd' .. rep('d', n) end
+  return FMT[n]
 end
-local STATS = '^,"visits":(%d+),"last_mean":([^,]+),"last_var":[^,]+,' ..
-  '"last_seen_step":([^,]+),"history":%[([^%]]*)%]}$'
-local function has(raw, text) return string.find(raw, text, 1, true) ~= nil end
-local function parse(raw)  -- the record's state, origin and statistics; nil: another layout
-  local a = string.find(raw, ',"visits":', 1, true)
-  if not a then return nil end
-  local visits, mean, seen, hist = string.match(raw, STATS, a)
-  if not visits then return nil end
-  local r = {at = a, visits = tonumber(visits), mean_text = mean, seen = tonumber(seen)}
-  if has(raw, '"state":"active"') then r.state = 'active'
-  elseif has(raw, '"state":"staged"') or has(raw, '"state":"retired"') then r.state = 'other'
-  else return nil end
-  if has(raw, '"origin":"seed"') then r.origin = 'seed'
-  elseif has(raw, '"origin":"synthetic"') then r.origin = 'synthetic'
-  else return nil end
-  if seen ~= 'null' and not r.seen then return nil end
-  if mean ~= 'null' then
-    r.mean = tonumber(mean)
-    if not r.mean then return nil end
-  end
-  r.hist = hist == '' and {} or split(hist, ',')
-  return r
+-- math.fsum of the history, the exact "recent r̄" of rods.pool (used only near a threshold)
+local function exact_recent(r)
+  local xs = {}
+  for q = 1, r[N] do xs[q] = r[H + q - 1] end
+  return fsum(xs) / r[N]
 end
 
-local n_rec = #KEYS - 4
-local old, now, order = {}, {}, {}
-for b = 1, n_rec, 500 do
-  local got = redis.call('MGET', unpack(KEYS, 4 + b, 4 + math.min(b + 499, n_rec)))
-  for j = 1, #got do
-    if got[j] then old[b + j - 1] = got[j] end
+local ids, at, rep_of, weight_of = {}, {}, {}, {}  -- distinct ids; id -> index; per report
+for id, w in string.gmatch(ARGV[5], '([^\\30]*)\\30([^\\30]*)\\30') do
+  if not at[id] then
+    ids[#ids + 1] = id
+    at[id] = #ids
   end
+  rep_of[#rep_of + 1] = at[id]
+  weight_of[#rep_of] = w
 end
-local F = split(ARGV[5], '\\30')
-local codes, retired = {}, {}
-for j = 1, #F, 4 do
-  local i, id, mean_text, var_text = tonumber(F[j]), F[j + 1], F[j + 2], F[j + 3]
+local live = read('HMGET', KEYS[6], ids)
+local numbers = {sunpack('<' .. rep('d', 2 * #rep_of), ARGV[6])}  -- mean, variance per report
+local now, old_mean, weight, reason, changed = {}, {}, {}, {}, {}  -- per distinct task
+local order, codes, retired = {}, {}, {}
+for j = 1, #rep_of do
+  local i = rep_of[j]
+  local mean, var = numbers[2 * j - 1], numbers[2 * j]
   local r = now[i]
-  if r == nil and old[i] then
-    r = parse(old[i])
-    if not r then return {'fallback'} end
-    r.old_mean = r.mean
+  if r == nil and live[i] then  -- parse the live part (written by encode_live)
+    local v = live[i]
+    local n = byte(v, 1)
+    if not n or #v ~= 32 + 8 * n then return {'fallback'} end
+    r = {sunpack(FMT[n] or layout(n), v)}
+    r[H + n] = nil  -- the position after the part
+    local s, o = r[STATE], r[ORIGIN]
+    if (s ~= ACTIVE and s ~= STAGED and s ~= RETIRED) or (o ~= SEED and o ~= SYNTHETIC) then
+      return {'fallback'}
+    end
+    if r[FLAGS] % 4 >= 2 then old_mean[i] = r[MEAN] end  -- flag 2: a mean
     now[i] = r
   end
   local code
   if r == nil then code = 'u'
-  elseif mean_text == '' then code = 's'
-  elseif r.state ~= 'active' then code = 'n'
-  elseif r.seen == step then code = 'd'
+  elseif mean ~= mean then code = 's'
+  elseif r[STATE] ~= ACTIVE then code = 'n'
+  elseif r[FLAGS] % 2 == 1 and r[SEEN] == step then code = 'd'  -- flag 1: a seen step
   else
     code = 'a'
     -- rods.pool.apply_report
-    r.visits = r.visits + 1
-    r.mean, r.mean_text, r.var_text = tonumber(mean_text), mean_text, var_text
-    if r.seen == nil or step > r.seen then r.seen = step end
-    r.hist[#r.hist + 1] = mean_text
-    while #r.hist > k do table.remove(r.hist, 1) end
+    r[VISITS], r[MEAN], r[VAR], weight[i] = r[VISITS] + 1, mean, var, weight_of[j]
+    if r[FLAGS] % 2 == 0 or step > r[SEEN] then r[SEEN] = step end
+    r[FLAGS] = 7
+    r[H + r[N]], r[N] = mean, r[N] + 1
+    while r[N] > k do
+      table.remove(r, H)
+      r[N] = r[N] - 1
+    end
     -- rods.pool.retire_reason_after_report
-    local reason
-    if r.origin ~= 'seed' or seeds_can_retire then
-      if r.origin == 'synthetic' and r.visits == 1 and r.mean < trial_below then
-        reason = 'trial'
-      elseif #r.hist >= min_obs then
-        local xs = {}
-        for h = 1, #r.hist do xs[h] = tonumber(r.hist[h]) end
-        local recent = fsum(xs) / #xs
-        if recent > mastered_above then reason = 'mastered'
-        elseif recent < hard_below then reason = 'hard' end
+    local why
+    if r[ORIGIN] ~= SEED or seeds_can_retire then
+      if r[ORIGIN] == SYNTHETIC and r[VISITS] == 1 and mean < trial_below then
+        why = 'trial'
+      elseif r[N] >= min_obs then
+        -- "recent r̄" against the thresholds: a plain sum decides unless it lies within far
+        -- more than its rounding error of one; then math.fsum's exact value does
+        local n, sum, sabs = r[N], 0.0, 0.0
+        for q = H, H + n - 1 do
+          sum, sabs = sum + r[q], sabs + abs(r[q])
+        end
+        local recent, margin = sum / n, 1e-9 * (sabs / n + 1.0)
+        if abs(recent - mastered_above) <= margin or abs(recent - hard_below) <= margin then
+          recent = exact_recent(r)
+        end
+        if recent > mastered_above then why = 'mastered'
+        elseif recent < hard_below then why = 'hard' end
       end
     end
-    if reason then
-      r.state, r.reason = 'retired', reason
-      retired[#retired + 1] = id
-      retired[#retired + 1] = reason
+    if why then
+      r[STATE], reason[i] = RETIRED, why
+      retired[#retired + 1] = ids[i]
+      retired[#retired + 1] = why
     end
-    if not r.changed then
-      r.changed, r.id = true, id
+    if not changed[i] then
+      changed[i] = true
       order[#order + 1] = i
     end
   end
-  codes[#codes + 1] = code
+  codes[j] = code
 end
 
--- every new record first (so a layout surprise still writes nothing), then the writes
-local deltas, out = {}, {}
+-- every new part first (so a layout surprise still writes nothing), then the writes
+local gone = {}
+for _, i in ipairs(order) do
+  if reason[i] then gone[#gone + 1] = ids[i] end
+end
+local details = #gone > 0 and read('HMGET', KEYS[5], gone) or {}
+local deltas, hlive, hdetails, ev_details, zadd = {}, {}, {}, {}, {}
 local function add(key, d) deltas[key] = (deltas[key] or 0) + d end
-for n, i in ipairs(order) do
-  local r = now[i]
-  local prefix = string.sub(old[i], 1, r.at - 1)
-  if r.state == 'retired' then
-    local a, b = string.find(prefix, '"state":"active"', 1, true)
-    local c, d = string.find(prefix, '"retired_step":null,"retired_reason":null', 1, true)
-    local rec = cjson.decode(old[i])
-    if not a or not c or c < b or type(rec.category) ~= 'string'
-      or type(rec.generation) ~= 'number' then return {'fallback'} end
-    prefix = string.sub(prefix, 1, a - 1) .. '"state":"retired"' .. string.sub(prefix, b + 1, c - 1)
-      .. string.format('"retired_step":%d,"retired_reason":"%s"', step, r.reason)
-      .. string.sub(prefix, d + 1)
-    local dims = {'', '/origin/' .. r.origin, '/category/' .. rec.category,
+local g = 0
+for _, i in ipairs(order) do
+  local r, id = now[i], ids[i]
+  hlive[#hlive + 1] = id
+  hlive[#hlive + 1] = spack(FMT[r[N]] or layout(r[N]), unpack(r))
+  if reason[i] then
+    local origin = r[ORIGIN] == SEED and 'seed' or 'synthetic'
+    g = g + 1
+    local text, tail = details[g], '"retired_step":null,"retired_reason":null}'
+    if not text or sub(text, -#tail) ~= tail then return {'fallback'} end
+    local rec = cjson.decode(text)
+    if type(rec.category) ~= 'string' or type(rec.generation) ~= 'number' then
+      return {'fallback'}
+    end
+    text = sub(text, 1, -#tail - 1) .. '"retired_step":' .. step_text .. ',"retired_reason":"'
+      .. reason[i] .. '"}'
+    hdetails[#hdetails + 1] = id
+    hdetails[#hdetails + 1] = text
+    ev_details[#ev_details + 1] = text
+    local dims = {'', '/origin/' .. origin, '/category/' .. rec.category,
       '/generation/' .. string.format('%d', rec.generation)}
     for _, dim in ipairs(dims) do
       add('active' .. dim, -1)
       add('retired' .. dim, 1)
     end
-    add('active/region/' .. region(r.old_mean), -1)
-    add('retired/region/' .. region(r.mean), 1)
-    add('retired/reason/' .. r.reason, 1)
-  elseif region(r.old_mean) ~= region(r.mean) then
-    add('active/region/' .. region(r.old_mean), -1)
-    add('active/region/' .. region(r.mean), 1)
-  end
-  out[n] = prefix .. string.format(',"visits":%d,"last_mean":%s,"last_var":%s,' ..
-    '"last_seen_step":%d,"history":[%s]}', r.visits, r.mean_text, r.var_text, r.seen,
-    table.concat(r.hist, ','))
-end
-local mset, zadd, gone = {}, {}, {}
-for n, i in ipairs(order) do
-  local r = now[i]
-  mset[#mset + 1] = KEYS[4 + i]
-  mset[#mset + 1] = out[n]
-  if r.state == 'retired' then
-    gone[#gone + 1] = r.id
+    add('active/region/' .. region(old_mean[i]), -1)
+    add('retired/region/' .. region(r[MEAN]), 1)
+    add('retired/reason/' .. reason[i], 1)
   else
-    zadd[#zadd + 1] = string.format('%.17g', weight(r.mean))
-    zadd[#zadd + 1] = r.id
+    zadd[#zadd + 1] = weight[i]
+    zadd[#zadd + 1] = id
+    local a, b = old_mean[i], r[MEAN]
+    if a == nil or (a < region_hard) ~= (b < region_hard)
+      or (a > region_mastered) ~= (b > region_mastered) then  -- the region may have changed
+      local from, to = region(a), region(b)
+      if from ~= to then
+        add('active/region/' .. from, -1)
+        add('active/region/' .. to, 1)
+      end
+    end
   end
 end
-batched('MSET', nil, mset)
+batched('HSET', KEYS[6], hlive)
 batched('ZADD', KEYS[2], zadd)
-batched('ZREM', KEYS[2], gone)
-batched('SADD', KEYS[3], gone)
+if #gone > 0 then
+  batched('HSET', KEYS[5], hdetails)
+  batched('ZREM', KEYS[2], gone)
+  batched('SADD', KEYS[3], gone)
+end
 for key, d in pairs(deltas) do
   if d ~= 0 and redis.call('HINCRBY', KEYS[1], key, d) == 0 then
     redis.call('HDEL', KEYS[1], key)
   end
 end
 if #order > 0 then
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*',
-    '@EVENT@', ARGV[2], '@RECORDS@', '[' .. table.concat(out, ',') .. ']')
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', '@EVENT@', ARGV[2],
+    '@RECORDS@', '[' .. table.concat(ev_details, ',') .. ']', '@LIVE@', table.concat(hlive, '\\30'))
 end
 local reply = {table.concat(codes)}
 for _, v in ipairs(retired) do reply[#reply + 1] = v end
 return reply
-""".replace("@EVENT@", EVENT_FIELD).replace("@RECORDS@", RECORDS_FIELD)
+"""
+)
+
+
+def _fields(script: str) -> str:
+    return (
+        script.replace("@EVENT@", EVENT_FIELD)
+        .replace("@RECORDS@", RECORDS_FIELD)
+        .replace("@LIVE@", LIVE_FIELD)
+    )
+
+
+APPLY, REPORT = _fields(APPLY), _fields(REPORT)
 
 
 class RedisBuffer(ReplayBuffer):
@@ -372,6 +435,12 @@ class RedisBuffer(ReplayBuffer):
     ) -> None:
         super().__init__(run, rules)
         self.r = r
+        # The live parts are binary: read them through a twin of `r` that does not decode.
+        pool = r.connection_pool
+        kwargs = {**pool.connection_kwargs, "decode_responses": False}
+        self._raw = redis.Redis(
+            connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+        )
         self.keys = RunKeys(run)
         self.events_maxlen = events_maxlen
         self._apply_script = r.register_script(APPLY)
@@ -386,7 +455,6 @@ class RedisBuffer(ReplayBuffer):
                 str(self.rules.min_obs),
                 str(self.rules.history_k),
                 "1" if self.rules.seeds_can_retire else "0",
-                repr(self.rules.weight_floor),
                 repr(d.hard_below),
                 repr(d.mastered_above),
             ]
@@ -396,8 +464,23 @@ class RedisBuffer(ReplayBuffer):
         ids = list(dict.fromkeys(task_ids))
         if not ids:
             return {}
-        raws = self.r.mget([self.keys.record(t) for t in ids])
-        return {t: (raw, decode_record(raw)) for t, raw in zip(ids, raws, strict=True) if raw}
+        pipe = self._raw.pipeline(transaction=True)  # both parts from one instant
+        pipe.hmget(self.keys.records, ids)
+        pipe.hmget(self.keys.live, ids)
+        details, live = pipe.execute()
+        out = {}
+        for t, d, v in zip(ids, details, live, strict=True):
+            if d is None and v is None:
+                continue
+            if d is None or v is None:
+                raise ValueError(
+                    f"run {self.run}: the record of task {t!r} has only one of its two parts "
+                    f"(hashes {self.keys.records} and {self.keys.live}); they were changed "
+                    "outside RODS. Export the run, drop it, and import it again."
+                )
+            text = d.decode()
+            out[t] = ((text, v), decode_parts(text, v))
+        return out
 
     def _ids(self, state: TaskState) -> list[str]:
         if state == "active":
@@ -429,17 +512,21 @@ class RedisBuffer(ReplayBuffer):
         k = self.keys
         weights = cs.weights(self.rules)
         deltas = cs.deltas(self.rules)
-        header = json.dumps(
-            {"v": 1, "kind": cs.kind, "step": cs.step, "t": cs.t, "request_id": cs.request_id}
-        )
         fields: list[str] = []
+        old_live: list[bytes] = []
+        new_live: list[bytes] = []
         for c in cs.changes:
-            if SEP in c.task_id:
-                raise ValueError(f"task id {c.task_id!r} contains a control character")
+            _check_id(c.task_id)
+            old_details, old = c.old_raw or ("", b"")
+            new_details, new = c.new_raw
+            old_live.append(old)
+            new_live.append(new)
             fields += [
                 c.task_id,
-                c.old_raw or "",
-                c.new_raw,
+                old_details,
+                str(len(old)),
+                new_details,
+                str(len(new)),
                 c.old.state if c.old else "",
                 c.new.state,
                 repr(weights.get(c.task_id, 0.0)),
@@ -450,33 +537,42 @@ class RedisBuffer(ReplayBuffer):
         for key, d in deltas.items():
             fields += [key, str(d)]
         keys = [k.counts, k.active, k.staged, k.retired, k.tasks, k.events, k.requests_done, k.seq]
-        keys += [k.record(c.task_id) for c in cs.changes]
-        args = [len(cs.changes), len(cs.guards), len(deltas), header, self.events_maxlen]
-        args += [cs.request_id or "", cs.seq_floor, SEP.join(fields)]
+        keys += [k.records, k.live]
+        args = [len(cs.changes), len(cs.guards), len(deltas), cs.event_header(), *cs.event_body()]
+        args += [self.events_maxlen, cs.request_id or "", cs.seq_floor, SEP.join(fields)]
+        args += [b"".join(old_live), b"".join(new_live)]
         return self._apply_script(keys=keys, args=args)  # type: ignore[return-value]
 
-    def _report(self, reports: Sequence[Report], step: int) -> ReportResult:
+    def _report(self, reports: Sequence[Scored], step: int) -> ReportResult:
         """One call of the `REPORT` script: the rules of `rods.pool` applied server-side.
 
         Falls back to the generic plan-and-compare-and-set path (same rules in Python) for inputs
-        the script does not take: non-finite variances or means other than NaN, and records not
-        in the layout `encode_record` writes (the script then writes nothing)."""
+        the script does not take: an infinite mean, or a non-finite variance of a scored group,
+        and stored parts not in the layout `rods.store.changes` writes (the script then writes
+        nothing)."""
         if not reports:
             return ReportResult()
-        index: dict[str, int] = {}
-        fields: list[str] = []
+        floor, isnan, isfinite = self.rules.weight_floor, math.isnan, math.isfinite
+        text: list[str] = []
+        numbers: list[float] = []
         for rep in reports:
             mean, var = rep.reward_mean, rep.reward_var
-            if not math.isfinite(var) or math.isinf(mean) or SEP in rep.task_id:
+            if isnan(mean):
+                text += (rep.task_id, "")  # unscored: the variance is not used
+            elif isfinite(mean) and isfinite(var):
+                text += (rep.task_id, repr(boundary_weight(mean, floor)))
+            else:
                 return super()._report(reports, step)
-            i = index.setdefault(rep.task_id, len(index) + 1)
-            fields += [str(i), rep.task_id, "" if math.isnan(mean) else repr(mean), repr(var)]
+            numbers += (mean, var)
+        if any(SEP in t for t in text[::2]):
+            return super()._report(reports, step)
         k = self.keys
         header = json.dumps(
-            {"v": 1, "kind": "report", "step": step, "t": time.time(), "request_id": None}
+            {"v": 2, "kind": "report", "step": step, "t": time.time(), "request_id": None}
         )
-        keys = [k.counts, k.active, k.retired, k.events, *(k.record(t) for t in index)]
-        args = [step, header, self.events_maxlen, self._rules_arg, SEP.join(fields)]
+        keys = [k.counts, k.active, k.retired, k.events, k.records, k.live]
+        args = [step, header, self.events_maxlen, self._rules_arg, SEP.join(text) + SEP]
+        args.append(struct.pack(f"<{len(numbers)}d", *numbers))
         reply = self._report_script(keys=keys, args=args)
         if reply[0] == "fallback":
             self.report_fallbacks += 1
@@ -489,13 +585,15 @@ class RedisBuffer(ReplayBuffer):
         return ReportResult(outcomes, retired)
 
     def events(self, count: int | None = None) -> list[BufferEvent]:
-        out = []
-        for _, fields in self.r.xrange(self.keys.events, count=count):
-            header = json.loads(fields[EVENT_FIELD])
-            out.append(
-                BufferEvent.model_validate({**header, "records": json.loads(fields[RECORDS_FIELD])})
+        def text(f: dict[bytes, bytes], name: str) -> str:
+            return f.get(name.encode(), b"").decode()
+
+        return [
+            decode_event(
+                text(f, EVENT_FIELD), text(f, RECORDS_FIELD), f.get(LIVE_FIELD.encode(), b"")
             )
-        return out
+            for _, f in self._raw.xrange(self.keys.events, count=count)
+        ]
 
     def is_request_done(self, request_id: str) -> bool:
         return bool(self.r.sismember(self.keys.requests_done, request_id))
@@ -506,3 +604,8 @@ class RedisBuffer(ReplayBuffer):
         for key in self.r.scan_iter(match=self.keys.pattern, count=1000):
             n += int(self.r.delete(key))
         return n
+
+
+def _check_id(task_id: str) -> None:
+    if SEP in task_id:
+        raise ValueError(f"task id {task_id!r} contains a control character")

@@ -1,6 +1,6 @@
 """Change sets: what one buffer operation writes, planned purely from the records it read.
 
-Every buffer operation is optimistic compare-and-set: read the records it depends on (as raw JSON),
+Every buffer operation is optimistic compare-and-set: read the records it depends on (as raw text),
 plan a `ChangeSet` with the pure rules of `rods.pool`, then apply it atomically — in Redis as one
 Lua script — only if every record is still byte-for-byte what was read and every guarded counter
 still has the value the plan assumed; otherwise re-read and re-plan. The same planners serve the
@@ -8,6 +8,11 @@ in-memory and the Redis store, so the two can differ only in reading and applyin
 
 (`report` on Redis runs the same rules in one server-side script instead; see
 `rods.store.buffer`.)
+
+A record is stored in two parts (`encode_record`): its live part — state, origin and statistics,
+everything a report reads or writes — as one short line of text, and the rest (category,
+generation, admission, promotion, retirement) as JSON, its details. The raw text compared is the
+two joined.
 
 A change set also carries its counter deltas (`rods.pool.count_delta`), the new sample weights of
 active tasks, the event to append (one per write), and optionally the id of the boundary request
@@ -17,6 +22,7 @@ whose output it stores (applied at most once per request id).
 from __future__ import annotations
 
 import json
+import struct
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,9 +30,9 @@ from functools import cached_property
 
 from rods.pool import (
     PoolRules,
-    Report,
     ReportOutcome,
     RetireReason,
+    Scored,
     TaskRecord,
     TaskState,
     apply_report,
@@ -41,23 +47,45 @@ from rods.pool import (
     sample_weight,
     sweep_plan,
 )
-from rods.store.events import BufferEvent, EventKind
+from rods.store.events import STATS_FIELDS, BufferEvent, EventKind, TaskStats
 from rods.tasks import Task
 
-Read = Mapping[str, tuple[str, TaskRecord]]  # task id → (raw JSON, parsed record) as read
+Raw = tuple[str, bytes]  # a record as stored: (details JSON, live part)
+Read = Mapping[str, tuple[Raw, TaskRecord]]  # task id → (raw, parsed record) as read
+SEP = "\x1e"  # ASCII record separator: joins the entries of a list of ids or fields
+_LIVE_FIELDS = {"state", "origin", *STATS_FIELDS}
+
+# The live part of a record, binary and little-endian (Lua's `struct` reads the same layout
+# in the Redis scripts of `rods.store.buffer`, where it costs a seventh of parsing text):
+#   B  history length n        B  state: a(ctive) s(taged) r(etired)
+#   B  origin: s(eed) y (synthetic)    B  flags: 1 last_seen_step, 2 last_mean, 4 last_var present
+#   I  visits (uint32)          q  last_seen_step (int64; 0 when absent)
+#   d  last_mean   d  last_var (doubles; 0.0 when absent)   then n doubles: the history
+LIVE_HEAD = struct.Struct("<BBBBIqdd")
+_STATE_CODE: dict[str, int] = {"active": ord("a"), "staged": ord("s"), "retired": ord("r")}
+_ORIGIN_CODE: dict[str, int] = {"seed": ord("s"), "synthetic": ord("y")}
+_STATES = {v: k for k, v in _STATE_CODE.items()}
+_ORIGINS = {v: k for k, v in _ORIGIN_CODE.items()}
 
 
 @dataclass(frozen=True)
 class Change:
     task_id: str
-    old_raw: str | None  # the record JSON the plan read; None: the task must not exist yet
+    old_raw: Raw | None  # the record the plan read, as stored; None: must not exist yet
     old: TaskRecord | None
     new: TaskRecord
     body: str | None = None  # task JSON to store (admission only; never overwritten)
 
     @cached_property
-    def new_raw(self) -> str:
+    def new_raw(self) -> Raw:
         return encode_record(self.new)
+
+    @property
+    def lifecycle_changed(self) -> bool:
+        """Admitted, or more than its statistics changed (state, promotion, retirement)."""
+        if self.old_raw is None or self.old is None or self.old.state != self.new.state:
+            return True
+        return self.old_raw[0] != self.new_raw[0]
 
 
 @dataclass(frozen=True)
@@ -70,15 +98,29 @@ class ChangeSet:
     request_id: str | None = None  # apply at most once per boundary request id
     seq_floor: int = 0  # raise the admission counter to at least this (import)
 
-    def event(self) -> BufferEvent:
-        """The event appended with this write: every changed record, after the change."""
-        return BufferEvent(
-            kind=self.kind,
-            step=self.step,
-            t=self.t,
-            request_id=self.request_id,
-            records=tuple(c.new for c in self.changes),
+    def event_header(self) -> str:
+        return json.dumps(
+            {
+                "v": 2,
+                "kind": self.kind,
+                "step": self.step,
+                "t": self.t,
+                "request_id": self.request_id,
+            }
         )
+
+    def event_body(self) -> tuple[str, bytes]:
+        """The event's payload fields as stored (`decode_event`): a JSON array of the details
+        of the tasks whose lifecycle changed; and every changed task's id and live part, as
+        id, part, id, part, … joined by SEP (a live part's length is in its first byte, so a
+        SEP byte inside one is never taken for a separator)."""
+        details = [c.new_raw[0] for c in self.changes if c.lifecycle_changed]
+        live = [x for c in self.changes for x in (c.task_id.encode(), c.new_raw[1])]
+        return "[" + ",".join(details) + "]", SEP.encode().join(live)
+
+    def event(self) -> BufferEvent:
+        """The event appended with this write (see `rods.store.events`)."""
+        return decode_event(self.event_header(), *self.event_body())
 
     def deltas(self, rules: PoolRules) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -128,12 +170,93 @@ def _same_counters(old: TaskRecord, new: TaskRecord, rules: PoolRules) -> bool:
     )
 
 
-def encode_record(record: TaskRecord) -> str:
-    return record.model_dump_json()
+def encode_details(record: TaskRecord) -> str:
+    """The record less its live part, as JSON (`retired_step`, `retired_reason` last)."""
+    return record.model_dump_json(exclude=_LIVE_FIELDS)
 
 
-def decode_record(raw: str) -> TaskRecord:
-    return TaskRecord.model_validate_json(raw)
+def encode_live(record: TaskRecord) -> bytes:
+    """What a report reads and writes: state, origin and statistics (layout: `LIVE_HEAD`)."""
+    seen, mean, var, hist = record.last_seen_step, record.last_mean, record.last_var, record.history
+    if len(hist) > 255:
+        raise ValueError(
+            f"task {record.task_id}: a history of more than 255 means cannot be stored"
+        )
+    flags = (seen is not None) | (mean is not None) << 1 | (var is not None) << 2
+    head = LIVE_HEAD.pack(
+        len(hist),
+        _STATE_CODE[record.state],
+        _ORIGIN_CODE[record.origin],
+        flags,
+        record.visits,
+        0 if seen is None else seen,
+        0.0 if mean is None else mean,
+        0.0 if var is None else var,
+    )
+    return head + struct.pack(f"<{len(hist)}d", *hist)
+
+
+def encode_record(record: TaskRecord) -> Raw:
+    return encode_details(record), encode_live(record)
+
+
+def _live_fields(data: bytes, at: int = 0) -> tuple[dict[str, object], int]:
+    """The live part starting at `at`: its fields, and where the next one starts."""
+    try:
+        n, state, origin, flags, visits, seen, mean, var = LIVE_HEAD.unpack_from(data, at)
+        start = at + LIVE_HEAD.size
+        fields = {
+            "state": _STATES[state],
+            "origin": _ORIGINS[origin],
+            "visits": visits,
+            "last_seen_step": seen if flags & 1 else None,
+            "last_mean": mean if flags & 2 else None,
+            "last_var": var if flags & 4 else None,
+            "history": struct.unpack_from(f"<{n}d", data, start),
+        }
+        return fields, start + 8 * n
+    except (struct.error, KeyError):
+        raise _bad_live(data[at:]) from None
+
+
+def _bad_live(data: bytes) -> ValueError:
+    return ValueError(
+        f"live record part {bytes(data[:40])!r} is not in the layout RODS writes "
+        "(rods.store.changes.LIVE_HEAD); was the buffer written by another version or changed "
+        "by hand?"
+    )
+
+
+def decode_parts(details: str, live: bytes) -> TaskRecord:
+    fields, end = _live_fields(live)
+    if end != len(live):
+        raise _bad_live(live)
+    return TaskRecord.model_validate({**json.loads(details), **fields})
+
+
+def decode_record(raw: Raw) -> TaskRecord:
+    return decode_parts(*raw)
+
+
+def decode_event(header: str, records: str, live: bytes = b"") -> BufferEvent:
+    """An event from its stored fields (header JSON, then `ChangeSet.event_body`)."""
+    by_id: dict[str, dict[str, object]] = {}
+    at, sep = 0, SEP.encode()
+    while at < len(live):
+        end = live.index(sep, at)
+        by_id[live[at:end].decode()], at = _live_fields(live, end + 1)
+        if at < len(live) and live[at : at + 1] != sep:
+            raise _bad_live(live[at:])
+        at += 1
+    full = []
+    for details in json.loads(records):
+        fields = by_id.pop(details["task_id"], None)  # None: a version 1 event (full records)
+        full.append(TaskRecord.model_validate(details if fields is None else details | fields))
+    stats = [
+        TaskStats(task_id=t, **{f: fields[f] for f in STATS_FIELDS})  # type: ignore[arg-type]
+        for t, fields in by_id.items()
+    ]
+    return BufferEvent.model_validate({**json.loads(header), "records": full, "stats": stats})
 
 
 def encode_task(task: Task) -> str:
@@ -202,7 +325,7 @@ def plan_promote(staged: Read, counts: Mapping[str, int], step: int, rules: Pool
 
 
 def plan_report(
-    reports: Sequence[Report], read: Read, step: int, rules: PoolRules
+    reports: Sequence[Scored], read: Read, step: int, rules: PoolRules
 ) -> tuple[ChangeSet, ReportResult]:
     """Apply scored groups to active tasks, then the report-time retirements (one event: the
     final records, retired ones with their reason)."""

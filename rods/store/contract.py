@@ -33,13 +33,12 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from rods.boundary import GroupStats
 from rods.pool import (
     STATES,
     PoolRules,
-    Report,
     RetireReason,
     SampleMode,
+    Scored,
     TaskRecord,
     TaskState,
     nest_counts,
@@ -198,17 +197,12 @@ class ReplayBuffer(ABC):
 
         return self._commit(plan)[1]
 
-    def report(self, groups: Sequence[Report | GroupStats], step: int) -> ReportResult:
-        """One step's group stats; applies report-time retirements (trial, mastered, hard)."""
-        reports = [
-            g
-            if isinstance(g, Report)
-            else Report(task_id=g.task_id, reward_mean=g.reward_mean, reward_var=g.reward_var)
-            for g in groups
-        ]
-        return self._report(reports, step)
+    def report(self, groups: Sequence[Scored], step: int) -> ReportResult:
+        """One step's group stats (`Report`s or the detector's `GroupStats`, which carry the same
+        fields); applies report-time retirements (trial, mastered, hard)."""
+        return self._report(groups, step)
 
-    def _report(self, reports: Sequence[Report], step: int) -> ReportResult:
+    def _report(self, reports: Sequence[Scored], step: int) -> ReportResult:
         """The generic report path: read the records, plan with `rods.pool`, compare-and-set.
         A store may override it with a faster path that must give the same result (the Redis
         store runs the rules in one server-side script; a test holds the two to agreement)."""

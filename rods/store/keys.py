@@ -6,13 +6,17 @@ key, stream, group, queue or task name.
 
 Layout of a run (types in brackets):
 - `tasks` [hash] task id → task body (BFCL JSON with the lineage `rods` block); written once.
-- `rec:<task id>` [string] the task's `TaskRecord` JSON: lifecycle state and statistics. The
-  source of truth; the sets and counters below mirror it and change in the same atomic script.
+- `live` [hash] task id → the live part of its `TaskRecord`: state, origin and statistics, what
+  every report reads and writes, in a small binary layout (`rods.store.changes.LIVE_HEAD`);
+  `records` [hash] task id → the rest of the record (JSON: category, generation, admission,
+  promotion, retirement). Together the source of truth; the sets and counters below mirror them
+  and change in the same atomic script.
 - `staged` [set], `active` [zset, score = boundary sample weight], `retired` [set] of task ids.
 - `counts` [hash] counters `<state>`, `<state>/<dimension>/<value>` (see `rods.pool.count_keys`).
 - `seq` [string] admission counter; `requests_done` [set] boundary request ids already stored.
-- `events` [stream] the buffer's event log: one entry per write, fields `event` (header JSON)
-  and `records` (JSON array of the changed records) — see `rods.store.events`.
+- `events` [stream] the buffer's event log: one entry per write, fields `event` (header JSON),
+  `records` (JSON array of the details of the tasks whose lifecycle changed) and `live` (every
+  changed task's id and live part) — see `rods.store.events`.
 - `boundary` [stream] `BoundaryRequest`s; `boundary:dead` [stream] requests that failed N times.
 - `boundary:seen:<request id>` [string, TTL] publish dedup marker; `boundary:last` [hash] task id
   → last step a request was published (the detector's cooldown); `boundary:errors` [hash] stream
@@ -34,7 +38,8 @@ SYNTH_QUEUE = "rods.synth"
 SYNTH_TASK = "rods.synthesize"
 # Stream entry field names.
 EVENT_FIELD = "event"  # events stream: the event header JSON
-RECORDS_FIELD = "records"  # events stream: JSON array of the records the write left
+RECORDS_FIELD = "records"  # events stream: JSON array of the details of lifecycle changes
+LIVE_FIELD = "live"  # events stream: id, live part, id, … of the changed tasks, joined by 0x1e
 REQUEST_FIELD = "request"  # boundary stream: the BoundaryRequest JSON
 DEAD_FIELD = "dead"  # dead-letter stream: the DeadLetter JSON
 
@@ -71,8 +76,13 @@ class RunKeys:
     def tasks(self) -> str:
         return f"{self.base}:tasks"
 
-    def record(self, task_id: str) -> str:
-        return f"{self.base}:rec:{task_id}"
+    @property
+    def records(self) -> str:
+        return f"{self.base}:records"
+
+    @property
+    def live(self) -> str:
+        return f"{self.base}:live"
 
     @property
     def staged(self) -> str:

@@ -1,7 +1,7 @@
 """In-memory replay buffer: the same contract as the Redis store, for unit tests and dry runs.
 
 Thread-safe (one lock around every primitive); not shared between processes. Records are kept as
-raw JSON, exactly as in Redis, so compare-and-set behaves the same way.
+stored in Redis (details JSON, live bytes), so compare-and-set behaves the same way.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import random
 from collections.abc import Iterable, Sequence
 
 from rods.pool import PoolRules, TaskState
-from rods.store.changes import ChangeSet, Read, decode_record
+from rods.store.changes import ChangeSet, Raw, Read, decode_record
 from rods.store.contract import ApplyStatus, ReplayBuffer
 from rods.store.events import BufferEvent
 from rods.store.keys import check_run
@@ -22,7 +22,7 @@ class MemoryBuffer(ReplayBuffer):
 
         super().__init__(check_run(run), rules)
         self._lock = threading.Lock()
-        self._records: dict[str, str] = {}
+        self._records: dict[str, Raw] = {}
         self._bodies_by_id: dict[str, str] = {}
         self._states: dict[TaskState, dict[str, float]] = {
             "staged": {},

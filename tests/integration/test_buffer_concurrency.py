@@ -85,7 +85,7 @@ def test_processes_at_once_keep_the_buffer_consistent(
     assert sum(s for _, _, _, s, _ in results) > 0
     events = buf.events()
     assert sum(len(e.records) for e in events if e.kind == "admit") == len(expected) + len(seeds)
-    assert sum(len(e.records) for e in events if e.kind == "report") == sum(
+    assert sum(len(e.task_ids) for e in events if e.kind == "report") == sum(
         a for _, _, a, _, _ in results
     )
     check_buffer(buf, expected | {t.id for t in seeds})

@@ -118,16 +118,36 @@ def test_script_and_python_rules_agree(
 def test_records_in_another_layout_take_the_python_path(
     redis_client: redis.Redis, run_name: str, seeds
 ) -> None:
-    """A record not in the layout `encode_record` writes (here: keys sorted) is never half
-    updated: the script writes nothing and the generic path applies the report."""
-    buf = RedisBuffer(redis_client, run_name, PoolRules())
+    """A record not in the layout `encode_record` writes (here: details with their keys sorted,
+    which the script must rewrite to retire the task) is never half updated: the script writes
+    nothing and the generic path applies the report."""
+    buf = RedisBuffer(redis_client, run_name, PoolRules(seeds_can_retire=True, min_obs=1, history_k=1))
     buf.load_seeds(list(seeds[:2]))
     a, b = seeds[0].id, seeds[1].id
-    key = buf.keys.record(a)
-    redis_client.set(key, json.dumps(json.loads(redis_client.get(key)), sort_keys=True))
-    res = buf.report([Report(task_id=b, reward_mean=0.5, reward_var=0.1)] * 2, step=1)
-    assert res.outcomes == {b: "applied"} and buf.report_fallbacks == 0
-    res = buf.report([Report(task_id=t, reward_mean=0.5, reward_var=0.1) for t in (a, b)], step=2)
+    details = redis_client.hget(buf.keys.records, a)
+    redis_client.hset(buf.keys.records, a, json.dumps(json.loads(details), sort_keys=True))
+    res = buf.report([Report(task_id=t, reward_mean=0.5, reward_var=0.1) for t in (a, b)], step=1)
+    assert res.outcomes == {a: "applied", b: "applied"} and buf.report_fallbacks == 0
+    res = buf.report(
+        [Report(task_id=t, reward_mean=m, reward_var=0.1) for t, m in ((b, 0.5), (a, 0.0))], step=2
+    )
     assert res.outcomes == {a: "applied", b: "applied"} and buf.report_fallbacks == 1
-    assert [r.visits for r in buf.records()] == [1, 2]
-    assert buf.counts()["active/region/boundary"] == 2
+    assert res.retired == [(a, "hard")]
+    assert [(r.task_id, r.state, r.visits) for r in buf.records()] == [
+        (b, "active", 2),
+        (a, "retired", 2),
+    ]
+    assert buf.counts()["active/region/boundary"] == 1 and buf.counts()["retired/reason/hard"] == 1
+
+
+def test_live_lines_in_another_layout_are_a_clear_error(
+    redis_client: redis.Redis, run_name: str, seeds
+) -> None:
+    buf = RedisBuffer(redis_client, run_name, PoolRules())
+    buf.load_seeds(list(seeds[:1]))
+    a = seeds[0].id
+    redis_client.hset(buf.keys.live, a, '{"visits": 3}')
+    with pytest.raises(ValueError, match="not in the layout RODS writes"):
+        buf.report([Report(task_id=a, reward_mean=0.5, reward_var=0.1)], step=1)
+    assert buf.report_fallbacks == 1
+    assert redis_client.hget(buf.keys.live, a) == '{"visits": 3}'  # nothing written
