@@ -32,7 +32,9 @@ from __future__ import annotations
 import json
 import math
 import struct
+import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 
 import redis
@@ -75,6 +77,8 @@ local function batched(cmd, key, args)
   end
 end
 local function read(cmd, key, args)
+  if #args == 0 then return {} end
+  if #args <= 500 then return redis.call(cmd, key, unpack(args)) end
   local out = {}
   for b = 1, #args, 500 do
     local got = redis.call(cmd, key, unpack(args, b, math.min(b + 499, #args)))
@@ -435,12 +439,7 @@ class RedisBuffer(ReplayBuffer):
     ) -> None:
         super().__init__(run, rules)
         self.r = r
-        # The live parts are binary: read them through a twin of `r` that does not decode.
-        pool = r.connection_pool
-        kwargs = {**pool.connection_kwargs, "decode_responses": False}
-        self._raw = redis.Redis(
-            connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
-        )
+        self._raw = _binary_twin(r)  # the live parts are binary: read them without decoding
         self.keys = RunKeys(run)
         self.events_maxlen = events_maxlen
         self._apply_script = r.register_script(APPLY)
@@ -604,6 +603,27 @@ class RedisBuffer(ReplayBuffer):
         for key in self.r.scan_iter(match=self.keys.pattern, count=1000):
             n += int(self.r.delete(key))
         return n
+
+
+_TWINS: weakref.WeakKeyDictionary[redis.Redis, redis.Redis] = weakref.WeakKeyDictionary()
+_TWINS_LOCK = threading.Lock()
+
+
+def _binary_twin(r: redis.Redis) -> redis.Redis:
+    """A client with `r`'s settings whose replies are not decoded (one per client, shared by
+    every buffer made from it: the synthesis service makes one buffer per request)."""
+    with _TWINS_LOCK:
+        twin = _TWINS.get(r)
+        if twin is None:
+            pool = r.connection_pool
+            kwargs = {**pool.connection_kwargs, "decode_responses": False}
+            twin = redis.Redis(
+                connection_pool=redis.ConnectionPool(
+                    connection_class=pool.connection_class, **kwargs
+                )
+            )
+            _TWINS[r] = twin
+        return twin
 
 
 def _check_id(task_id: str) -> None:

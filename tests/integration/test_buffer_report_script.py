@@ -98,14 +98,17 @@ def test_script_and_python_rules_agree(
             assert _state(python)[:4] == _state(script)[:4]
             ids = [t.id for t in tasks] + ["multi_turn_base_unknown"]
             for step in range(3, 9):
-                reports = [
-                    Report(
-                        task_id=rng.choice(ids),
-                        reward_mean=math.nan if rng.random() < 0.1 else _value(rng),
-                        reward_var=_value(rng),
+                reports = []
+                for _ in range(rng.randint(0, 12)):
+                    # an unscored group (the detector's GroupStats: NaN mean, NaN variance)
+                    unscored = rng.random() < 0.1
+                    reports.append(
+                        Report(
+                            task_id=rng.choice(ids),
+                            reward_mean=math.nan if unscored else _value(rng),
+                            reward_var=math.nan if unscored and rng.random() < 0.5 else _value(rng),
+                        )
                     )
-                    for _ in range(rng.randint(0, 12))
-                ]
                 expected = ReplayBuffer._report(python, reports, step)
                 assert script.report(reports, step) == expected, (trial, step)
             assert _state(script) == _state(python), trial
@@ -121,7 +124,9 @@ def test_records_in_another_layout_take_the_python_path(
     """A record not in the layout `encode_record` writes (here: details with their keys sorted,
     which the script must rewrite to retire the task) is never half updated: the script writes
     nothing and the generic path applies the report."""
-    buf = RedisBuffer(redis_client, run_name, PoolRules(seeds_can_retire=True, min_obs=1, history_k=1))
+    buf = RedisBuffer(
+        redis_client, run_name, PoolRules(seeds_can_retire=True, min_obs=1, history_k=1)
+    )
     buf.load_seeds(list(seeds[:2]))
     a, b = seeds[0].id, seeds[1].id
     details = redis_client.hget(buf.keys.records, a)
@@ -151,3 +156,27 @@ def test_live_lines_in_another_layout_are_a_clear_error(
         buf.report([Report(task_id=a, reward_mean=0.5, reward_var=0.1)], step=1)
     assert buf.report_fallbacks == 1
     assert redis_client.hget(buf.keys.live, a) == '{"visits": 3}'  # nothing written
+
+
+def test_inputs_the_script_does_not_take_use_the_python_path(
+    redis_client: redis.Redis, seeds
+) -> None:
+    """An infinite mean, or a scored group whose variance is not finite: the same result as the
+    generic path, which takes them (the script is not called)."""
+    rules = PoolRules(seeds_can_retire=True, min_obs=1)
+    runs = [f"t-odd-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    python, script = (RedisBuffer(redis_client, run, rules) for run in runs)
+    try:
+        for buf in (python, script):
+            buf.load_seeds(list(seeds[:3]))
+        a, b, c = (t.id for t in seeds[:3])
+        reports = [Report(a, math.inf, 0.1), Report(b, 0.5, math.nan), Report(c, 0.5, 0.25)]
+        expected = ReplayBuffer._report(python, reports, 1)
+        assert script.report(reports, 1) == expected
+        assert expected.outcomes == {a: "applied", b: "applied", c: "applied"}
+        assert expected.retired == [(a, "mastered")]
+        assert script.records()[0].model_dump_json() == python.records()[0].model_dump_json()
+        assert script.report_fallbacks == 0 and script.counts() == python.counts()
+    finally:
+        for buf in (python, script):
+            buf.drop_run()

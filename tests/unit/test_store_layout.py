@@ -33,7 +33,11 @@ means = st.floats(allow_nan=False, allow_infinity=False, width=64)
 steps = st.integers(min_value=0, max_value=2**53)
 records = st.builds(
     TaskRecord,
-    task_id=st.text(st.characters(blacklist_characters=SEP), min_size=1, max_size=30),
+    task_id=st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters=SEP),
+        min_size=1,
+        max_size=30,
+    ),
     category=st.sampled_from(["base", "long_context"]),
     origin=st.sampled_from(["seed", "synthetic"]),
     generation=st.integers(0, 5),
