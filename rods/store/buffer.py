@@ -1,23 +1,23 @@
 """Redis replay buffer: the `ReplayBuffer` contract over the keys of `rods.store.keys`.
 
 A task's record is stored in two hashes (`rods.store.changes.encode_record`): `live` holds its
-live part — state, origin and statistics, everything a report reads or writes — as one short
-line of text, and `records` the rest as JSON (category, generation, admission, promotion,
-retirement). Reads are plain commands (HMGET of both parts in one MULTI, SMEMBERS/ZRANGE of the
-state sets, HGETALL of the counters). Every write is one call of the Lua script `APPLY`: it
-checks that both parts of each record are still exactly the text the plan read and each guarded
+live part — state, origin and statistics, everything a report reads or writes — in a small
+binary layout (`rods.store.changes.LIVE_HEAD`), and `records` the rest as JSON (category,
+generation, admission, promotion, retirement). Reads are plain commands (HMGET of both parts in
+one MULTI, SMEMBERS/ZRANGE of the state sets, HGETALL of the counters). Every write is one call of the Lua script `APPLY`: it
+checks that both parts of each record are still exactly what the plan read and each guarded
 counter still has its planned value, and only then writes both parts, task bodies, state sets,
 counters, the event and the request-done marker — all or nothing (a Lua script runs atomically
 in Redis). A conflict makes the caller re-read and re-plan.
 
 `report`, the hot path (every training step), is one call of the Lua script `REPORT` instead:
-it reads the reported tasks' live lines, applies the report-time rules of `rods.pool`
+it reads the reported tasks' live parts, applies the report-time rules of `rods.pool`
 (apply_report, retire_reason_after_report, region_label, the counter deltas) server-side, and
-writes live lines, sample weights (computed by the client from the reported means), state sets,
+writes live parts, sample weights (computed by the client from the reported means), state sets,
 counters and the event — atomically, with no read round trip and no conflicts. The JSON details
 are read and rewritten only for a task the report retires. The rules are thus expressed twice;
 tests/integration/test_buffer_report_script.py holds the script to the Python rules on random
-records and reports. Text in another layout than `encode_live` / `encode_details` write makes
+records and reports. A part in another layout than `encode_live` / `encode_details` write makes
 the script write nothing and hand the call back to the generic Python path.
 
 Because the check is compare-and-set on whole records, re-sending a script whose reply was lost
@@ -45,9 +45,9 @@ from rods.store.contract import ApplyStatus, ReplayBuffer
 from rods.store.events import BufferEvent
 from rods.store.keys import EVENT_FIELD, LIVE_FIELD, RECORDS_FIELD, RunKeys
 
-# SEP (ASCII record separator) joins many fields into one script argument (redis-py packs each
-# argument separately, slowly); it never appears in JSON text, statistics text or task ids
-# (checked).
+# SEP (ASCII record separator) joins many text fields into one script argument (redis-py packs
+# each argument separately, slowly); it never appears in JSON text or task ids (checked). Binary
+# live parts travel in arguments of their own.
 OUTCOME_CODES: dict[str, ReportOutcome] = {
     "a": "applied",
     "d": "duplicate",
@@ -58,7 +58,7 @@ OUTCOME_CODES: dict[str, ReportOutcome] = {
 
 # Shared by both scripts: split a SEP-joined argument; run a command over a long argument list,
 # 500 arguments per call (Lua's unpack has a stack limit), and the same for a command whose
-# reply has one element per argument (HMGET, ZMSCORE), replies concatenated.
+# reply has one element per argument (HMGET), replies concatenated.
 LUA_HELPERS = """
 local function split(s, sep)
   local f, pos = {}, 1
@@ -445,6 +445,7 @@ class RedisBuffer(ReplayBuffer):
         self._apply_script = r.register_script(APPLY)
         self._report_script = r.register_script(REPORT)
         self.report_fallbacks = 0  # reports the script handed back to the generic path (a metric)
+        self._check_layout()
         d = self.rules.detector
         self._rules_arg = SEP.join(
             [
@@ -458,6 +459,22 @@ class RedisBuffer(ReplayBuffer):
                 repr(d.mastered_above),
             ]
         )
+
+    def _check_layout(self) -> None:
+        """A run stored by RODS before records had two parts (one `rec:<id>` key per task) has
+        counters but no `records` hash: refuse it with what to do, rather than report into it."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.exists(self.keys.counts)
+        pipe.exists(self.keys.records)
+        has_counts, has_records = pipe.execute()
+        if has_counts and not has_records:
+            raise ValueError(
+                f"run {self.run!r} was stored by an older version of RODS (a "
+                f"'{self.keys.base}:rec:<task id>' key per task); this version keeps records in "
+                f"the hashes {self.keys.records} and {self.keys.live}. Export the run with the "
+                f"older version (`rods buffer export FILE --run {self.run}`) and import the file "
+                "here (`rods buffer import FILE --run NEW_RUN`), or start a new run."
+            )
 
     def _read(self, task_ids: Iterable[str]) -> Read:
         ids = list(dict.fromkeys(task_ids))

@@ -1,6 +1,6 @@
 """Change sets: what one buffer operation writes, planned purely from the records it read.
 
-Every buffer operation is optimistic compare-and-set: read the records it depends on (as raw text),
+Every buffer operation is optimistic compare-and-set: read the records it depends on (as stored),
 plan a `ChangeSet` with the pure rules of `rods.pool`, then apply it atomically — in Redis as one
 Lua script — only if every record is still byte-for-byte what was read and every guarded counter
 still has the value the plan assumed; otherwise re-read and re-plan. The same planners serve the
@@ -10,9 +10,9 @@ in-memory and the Redis store, so the two can differ only in reading and applyin
 `rods.store.buffer`.)
 
 A record is stored in two parts (`encode_record`): its live part — state, origin and statistics,
-everything a report reads or writes — as one short line of text, and the rest (category,
-generation, admission, promotion, retirement) as JSON, its details. The raw text compared is the
-two joined.
+everything a report reads or writes — in a small binary layout (`LIVE_HEAD`), and the rest
+(category, generation, admission, promotion, retirement) as JSON, its details. Compare-and-set
+compares both.
 
 A change set also carries its counter deltas (`rods.pool.count_delta`), the new sample weights of
 active tasks, the event to append (one per write), and optionally the id of the boundary request
@@ -55,8 +55,9 @@ Read = Mapping[str, tuple[Raw, TaskRecord]]  # task id → (raw, parsed record) 
 SEP = "\x1e"  # ASCII record separator: joins the entries of a list of ids or fields
 _LIVE_FIELDS = {"state", "origin", *STATS_FIELDS}
 
-# The live part of a record, binary and little-endian (Lua's `struct` reads the same layout
-# in the Redis scripts of `rods.store.buffer`, where it costs a seventh of parsing text):
+# The live part of a record, binary and little-endian. The Redis `REPORT` script unpacks and
+# packs it with Lua's `struct` (format '<BBBBI4i8dd' + n × 'd'), one call each, about a seventh
+# of the cost of parsing the same fields from text there:
 #   B  history length n        B  state: a(ctive) s(taged) r(etired)
 #   B  origin: s(eed) y (synthetic)    B  flags: 1 last_seen_step, 2 last_mean, 4 last_var present
 #   I  visits (uint32)          q  last_seen_step (int64; 0 when absent)
