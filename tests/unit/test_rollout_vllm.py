@@ -119,6 +119,62 @@ def test_vllm_message_cut_at_max_new_tokens(fake_vllm: ModuleType, policy: tuple
     assert traj.reward < 1.0
 
 
+class TwoCallsLLM(FakeLLM):
+    """Samples the k-th assistant message of the target on its k-th call (one row), saying its
+    body twice, so a message with a tool call holds two: vLLM knows only stop tokens and
+    max_tokens, and samples on past the engine's own cut after `max_calls_per_message` calls."""
+
+    messages: list[list[int]] = []  # the target's assistant messages, end token included
+
+    def generate(self, prompts: list[dict], params: SimpleNamespace, use_tqdm: bool = True):
+        self.calls.append([p["prompt_token_ids"] for p in prompts])
+        (msg,) = [self.messages[len(self.calls) - 1]] * len(prompts)
+        toks = msg[:-1] + msg[:-1] + msg[-1:]
+        logprobs = [{t: SimpleNamespace(logprob=-0.5)} for t in toks]
+        return [SimpleNamespace(outputs=[SimpleNamespace(token_ids=toks, logprobs=logprobs)])]
+
+
+def _sampled_runs(token_ids: list[int], loss_mask: list[int]) -> list[list[int]]:
+    """The runs of loss-mask 1: one per assistant message."""
+    runs: list[list[int]] = []
+    for i, (t, m) in enumerate(zip(token_ids, loss_mask, strict=True)):
+        if m and (i == 0 or not loss_mask[i - 1]):
+            runs.append([])
+        if m:
+            runs[-1].append(t)
+    return runs
+
+
+def test_vllm_message_cut_after_max_calls_per_message(fake_vllm: ModuleType, policy: tuple) -> None:
+    from trainer.rollout_vllm import VLLMRolloutEngine
+
+    fake_vllm.LLM = TwoCallsLLM
+    model, tok = policy
+    task = demo_tasks(1)[0]
+    cache = GroundTruthCache()
+    conv = ground_truth_conversation(task, cache)
+    target = tokenize_conversation(conv, ChatRenderer(tok, {"compact_tools": True}))
+    TwoCallsLLM.messages = _sampled_runs(target.token_ids, target.loss_mask)
+    n_calls = sum(
+        m["content"].count("</tool_call>") for m in conv.messages if m["role"] == "assistant"
+    )
+    settings = RolloutSettings(
+        greedy=True, max_new_tokens=1024, max_total_tokens=8192, max_calls_per_message=1
+    )
+    engine = VLLMRolloutEngine(model, tok, settings, model_path="p", cache=cache)
+    (traj,) = engine.rollout([task], 1)[0]
+    # the sampled messages; a cut one ends right after its first call
+    messages = [
+        tok.decode(run, skip_special_tokens=False)
+        for run in _sampled_runs(traj.token_ids, traj.loss_mask)
+    ]
+    with_calls = [m for m in messages if "</tool_call>" in m]
+    assert len(with_calls) == n_calls > 0
+    assert all(m.count("</tool_call>") == 1 and m.endswith("</tool_call>") for m in with_calls)
+    assert traj.messages_cut == n_calls
+    assert traj.reward == 1.0  # the duplicate calls were never executed
+
+
 def test_vllm_sync_weights_sends_every_tensor(fake_vllm: ModuleType, policy: tuple) -> None:
     from trainer.rollout_vllm import VLLMRolloutEngine, _load_weights
 
