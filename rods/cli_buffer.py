@@ -1,4 +1,5 @@
-"""`rods buffer …`: load the seeds of a run, show its counts, export and import its tasks.
+"""`rods buffer …`: load the seeds of a run, show its counts, export and import its tasks, and
+convert a run stored by an older version (`migrate`).
 
 Mounted by `rods/cli.py` as `app.add_typer(buffer_app, name="buffer")`. Every command takes
 `--redis-url` and `--run` (defaults: `REDIS_URL`, `RODS_RUN`). Exports are BFCL-format JSONL, one
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from rods.config import Settings
 from rods.pool import STATES, TaskState
-from rods.store.buffer import RedisBuffer
+from rods.store.buffer import RedisBuffer, migrate_layout
 from rods.store.connection import RedisUnavailable, connect
 from rods.tasks import TaskFileError, load_split, read_tasks, write_tasks
 
@@ -31,15 +32,19 @@ Run = Annotated[
 ]
 
 
-def _open(redis_url: str | None, run: str | None) -> RedisBuffer:
+def _connect(redis_url: str | None, run: str | None) -> tuple[Any, Settings]:
     settings = Settings()
     updates = {k: v for k, v in {"redis_url": redis_url, "run": run}.items() if v is not None}
     settings = settings.model_copy(update=updates)
     try:
-        r = connect(settings)
+        return connect(settings), settings
     except RedisUnavailable as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
+
+
+def _open(redis_url: str | None, run: str | None) -> RedisBuffer:
+    r, settings = _connect(redis_url, run)
     try:
         return RedisBuffer(r, settings.run, settings.pool_rules(), settings.events_maxlen)
     except ValueError as e:
@@ -122,3 +127,17 @@ def import_cmd(
     )
     for task_id, why in res.rejected.items():
         typer.echo(f"rejected {task_id}: {why}", err=True)
+
+
+@buffer_app.command()
+def migrate(redis_url: RedisUrl = None, run: Run = None) -> None:
+    """Convert a run stored by an older RODS (a `rec:<task id>` key per task) in place. Stop the
+    run's trainer and synthesis workers first; run it again if it was interrupted."""
+    r, settings = _connect(redis_url, run)
+    try:
+        n = migrate_layout(r, settings.run)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"run {settings.run}: {n} records converted to the current layout")
+

@@ -29,6 +29,7 @@ transparently (EVALSHA → NOSCRIPT → SCRIPT LOAD) by redis-py's `Script`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import struct
@@ -39,8 +40,24 @@ from collections.abc import Iterable, Sequence
 
 import redis
 
-from rods.pool import PoolRules, ReportOutcome, RetireReason, Scored, TaskState, boundary_weight
-from rods.store.changes import SEP, ChangeSet, Read, ReportResult, decode_event, decode_parts
+from rods.pool import (
+    PoolRules,
+    ReportOutcome,
+    RetireReason,
+    Scored,
+    TaskRecord,
+    TaskState,
+    boundary_weight,
+)
+from rods.store.changes import (
+    SEP,
+    ChangeSet,
+    Read,
+    ReportResult,
+    decode_event,
+    decode_parts,
+    encode_record,
+)
 from rods.store.contract import ApplyStatus, ReplayBuffer
 from rods.store.events import BufferEvent
 from rods.store.keys import EVENT_FIELD, LIVE_FIELD, RECORDS_FIELD, RunKeys
@@ -462,18 +479,20 @@ class RedisBuffer(ReplayBuffer):
 
     def _check_layout(self) -> None:
         """A run stored by RODS before records had two parts (one `rec:<id>` key per task) has
-        counters but no `records` hash: refuse it with what to do, rather than report into it."""
+        counters but no `records` hash, or is part-way through `migrate_layout`: refuse it with
+        what to do, rather than report into it."""
         pipe = self.r.pipeline(transaction=False)
         pipe.exists(self.keys.counts)
         pipe.exists(self.keys.records)
-        has_counts, has_records = pipe.execute()
-        if has_counts and not has_records:
+        pipe.exists(self.keys.migrating)
+        has_counts, has_records, migrating = pipe.execute()
+        if migrating or (has_counts and not has_records):
+            state = "part-way through its migration" if migrating else "in the layout"
             raise ValueError(
-                f"run {self.run!r} was stored by an older version of RODS (a "
-                f"'{self.keys.base}:rec:<task id>' key per task); this version keeps records in "
-                f"the hashes {self.keys.records} and {self.keys.live}. Export the run with the "
-                f"older version (`rods buffer export FILE --run {self.run}`) and import the file "
-                "here (`rods buffer import FILE --run NEW_RUN`), or start a new run."
+                f"run {self.run!r} is {state} of an older version of RODS (a "
+                f"'{self.keys.base}:rec:<task id>' key per task). Convert it in place with "
+                f"`rods buffer migrate --run {self.run}`, after stopping this run's trainer and "
+                "synthesis workers."
             )
 
     def _read(self, task_ids: Iterable[str]) -> Read:
@@ -620,6 +639,36 @@ class RedisBuffer(ReplayBuffer):
         for key in self.r.scan_iter(match=self.keys.pattern, count=1000):
             n += int(self.r.delete(key))
         return n
+
+
+def migrate_layout(r: redis.Redis, run: str, batch: int = 500) -> int:
+    """Convert a run stored by RODS before records had two parts (a `rec:<task id>` JSON key per
+    task) to the current layout, in place; returns the number of records converted.
+
+    Counters, state sets, sample weights, task bodies and the event log are the same in both
+    layouts and stay as they are (old events are version 1, still read). Each batch moves its
+    records and deletes their old keys in one transaction; a marker key makes the buffer refuse
+    the run until the last batch is done, and running this again finishes an interrupted
+    migration. Nothing else may write to the run meanwhile."""
+    keys = RunKeys(run)
+    old_prefix = f"{keys.base}:rec:"
+    r.set(keys.migrating, "1")
+    done = 0
+    found = r.scan_iter(match=old_prefix + "*", count=1000)  # one pass: SCAN returns every key
+    while old_keys := list(itertools.islice(found, batch)):  # there throughout (some twice)
+        pipe = r.pipeline(transaction=True)
+        for key, raw in zip(old_keys, r.mget(old_keys), strict=True):
+            if raw is None:
+                continue
+            record = TaskRecord.model_validate_json(raw)
+            details, live = encode_record(record)
+            pipe.hset(keys.records, record.task_id, details)
+            pipe.hset(keys.live, record.task_id, live)
+            pipe.delete(key)
+            done += 1
+        pipe.execute()
+    r.delete(keys.migrating)
+    return done
 
 
 _TWINS: weakref.WeakKeyDictionary[redis.Redis, redis.Redis] = weakref.WeakKeyDictionary()

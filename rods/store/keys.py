@@ -85,6 +85,11 @@ class RunKeys:
         return f"{self.base}:live"
 
     @property
+    def migrating(self) -> str:
+        """[string] present while `rods.store.buffer.migrate_layout` converts the run."""
+        return f"{self.base}:migrating"
+
+    @property
     def staged(self) -> str:
         return f"{self.base}:staged"
 

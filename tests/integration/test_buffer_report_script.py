@@ -180,14 +180,3 @@ def test_inputs_the_script_does_not_take_use_the_python_path(
     finally:
         for buf in (python, script):
             buf.drop_run()
-
-
-def test_a_run_in_the_older_layout_is_refused_with_what_to_do(
-    redis_client: redis.Redis, run_name: str
-) -> None:
-    keys = RedisBuffer(redis_client, run_name).keys  # an empty run: fine
-    redis_client.hset(keys.counts, "active", 1)
-    redis_client.set(f"{keys.base}:rec:multi_turn_base_0", "{}")
-    with pytest.raises(ValueError, match="older version of RODS.*rods buffer export"):
-        RedisBuffer(redis_client, run_name)
-    redis_client.delete(keys.counts, f"{keys.base}:rec:multi_turn_base_0")

@@ -1,4 +1,4 @@
-"""`rods buffer init|stats|export|import` against a private Redis (typer's CliRunner)."""
+"""`rods buffer init|stats|export|import|migrate` against a private Redis (typer's CliRunner)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from rods.cli_buffer import buffer_app
 from rods.pool import Report
-from rods.store.buffer import RedisBuffer
+from rods.store.buffer import RedisBuffer, migrate_layout
+from rods.store.changes import encode_record
 from rods.store.connection import connect
 from rods.store.server import free_port
 
@@ -84,3 +85,59 @@ def test_clear_errors(settings, tmp_path: Path) -> None:  # type: ignore[no-unty
     assert (
         f"cannot reach Redis at {dead}" in res.output and "redis-server --port 6379" in res.output
     )
+
+
+def test_a_run_in_the_older_layout_is_refused_then_migrated(  # type: ignore[no-untyped-def]
+    settings, seeds, make_variant
+) -> None:
+    """A run stored by RODS before records had two parts (a JSON `rec:<task id>` key per task):
+    the buffer refuses it, naming `rods buffer migrate`; an interrupted migration is refused
+    too; `migrate` finishes it and the run reads as it did, records, counters, weights and log."""
+    where = ["--redis-url", settings.redis_url, "--run", settings.run]
+    r = connect(settings)
+    buf = RedisBuffer(r, settings.run)
+    buf.load_seeds(list(seeds[:4]))
+    kids = [make_variant(k) for k in range(3)]
+    buf.add_staged(kids, step=1, priority=0.5)
+    buf.promote(2)
+    buf.report([Report(t.id, 0.5, 0.25) for t in seeds[:2]] + [Report(kids[0].id, 0.0, 0.0)], 3)
+    before = (buf.records(), buf.counts(), sorted(buf._active_weights()), buf.events())
+    old_key = f"{buf.keys.base}:rec:{{}}".format
+    for rec in buf.records():  # as the older version stored it
+        r.set(old_key(rec.task_id), rec.model_dump_json())
+    r.delete(buf.keys.records, buf.keys.live)
+    with pytest.raises(ValueError, match="older version of RODS.*rods buffer migrate"):
+        RedisBuffer(r, settings.run)
+    code, out = cli("stats", *where)
+    assert code == 2 and f"rods buffer migrate --run {settings.run}" in out
+    # interrupted after its first record: the marker is still there
+    first = before[0][0]
+    details, live = encode_record(first)
+    r.hset(buf.keys.records, first.task_id, details)
+    r.hset(buf.keys.live, first.task_id, live)
+    r.delete(old_key(first.task_id))
+    r.set(buf.keys.migrating, "1")
+    with pytest.raises(ValueError, match="part-way through its migration"):
+        RedisBuffer(r, settings.run)
+    code, out = cli("migrate", *where)
+    assert code == 0 and f"{len(before[0]) - 1} records converted" in out
+    after = RedisBuffer(r, settings.run)
+    assert (
+        after.records(),
+        after.counts(),
+        sorted(after._active_weights()),
+        after.events(),
+    ) == before
+    assert not list(r.scan_iter(match=old_key("*"))) and not r.exists(buf.keys.migrating)
+    for rec in before[0]:  # again, in batches of two
+        r.set(old_key(rec.task_id), rec.model_dump_json())
+    r.delete(buf.keys.records, buf.keys.live)
+    assert migrate_layout(r, settings.run, batch=2) == len(before[0])
+    after = RedisBuffer(r, settings.run)
+    assert (
+        after.records(),
+        after.counts(),
+        sorted(after._active_weights()),
+        after.events(),
+    ) == before
+    assert after.report([Report(seeds[0].id, 1.0, 0.0)], 4).applied == 1
