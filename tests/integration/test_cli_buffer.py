@@ -87,12 +87,23 @@ def test_clear_errors(settings, tmp_path: Path) -> None:  # type: ignore[no-unty
     )
 
 
+def _state(buf: RedisBuffer) -> tuple:
+    return buf.records(), buf.counts(), sorted(buf._active_weights()), buf.events()
+
+
+def _to_older_layout(r, buf: RedisBuffer) -> None:  # type: ignore[no-untyped-def]
+    """Store the run as RODS did before records had two parts: a JSON `rec:<id>` key per task."""
+    for rec in buf.records():
+        r.set(f"{buf.keys.base}:rec:{rec.task_id}", rec.model_dump_json())
+    r.delete(buf.keys.records, buf.keys.live)
+
+
 def test_a_run_in_the_older_layout_is_refused_then_migrated(  # type: ignore[no-untyped-def]
     settings, seeds, make_variant
 ) -> None:
-    """A run stored by RODS before records had two parts (a JSON `rec:<task id>` key per task):
-    the buffer refuses it, naming `rods buffer migrate`; an interrupted migration is refused
-    too; `migrate` finishes it and the run reads as it did, records, counters, weights and log."""
+    """The buffer refuses a run in the older layout, naming `rods buffer migrate`, and one whose
+    migration was interrupted; `migrate` finishes it and the run reads as it did (records,
+    counters, weights, log) and takes reports again."""
     where = ["--redis-url", settings.redis_url, "--run", settings.run]
     r = connect(settings)
     buf = RedisBuffer(r, settings.run)
@@ -101,11 +112,8 @@ def test_a_run_in_the_older_layout_is_refused_then_migrated(  # type: ignore[no-
     buf.add_staged(kids, step=1, priority=0.5)
     buf.promote(2)
     buf.report([Report(t.id, 0.5, 0.25) for t in seeds[:2]] + [Report(kids[0].id, 0.0, 0.0)], 3)
-    before = (buf.records(), buf.counts(), sorted(buf._active_weights()), buf.events())
-    old_key = f"{buf.keys.base}:rec:{{}}".format
-    for rec in buf.records():  # as the older version stored it
-        r.set(old_key(rec.task_id), rec.model_dump_json())
-    r.delete(buf.keys.records, buf.keys.live)
+    before = _state(buf)
+    _to_older_layout(r, buf)
     with pytest.raises(ValueError, match="older version of RODS.*rods buffer migrate"):
         RedisBuffer(r, settings.run)
     code, out = cli("stats", *where)
@@ -115,29 +123,17 @@ def test_a_run_in_the_older_layout_is_refused_then_migrated(  # type: ignore[no-
     details, live = encode_record(first)
     r.hset(buf.keys.records, first.task_id, details)
     r.hset(buf.keys.live, first.task_id, live)
-    r.delete(old_key(first.task_id))
+    r.delete(f"{buf.keys.base}:rec:{first.task_id}")
     r.set(buf.keys.migrating, "1")
     with pytest.raises(ValueError, match="part-way through its migration"):
         RedisBuffer(r, settings.run)
     code, out = cli("migrate", *where)
     assert code == 0 and f"{len(before[0]) - 1} records converted" in out
-    after = RedisBuffer(r, settings.run)
-    assert (
-        after.records(),
-        after.counts(),
-        sorted(after._active_weights()),
-        after.events(),
-    ) == before
-    assert not list(r.scan_iter(match=old_key("*"))) and not r.exists(buf.keys.migrating)
-    for rec in before[0]:  # again, in batches of two
-        r.set(old_key(rec.task_id), rec.model_dump_json())
-    r.delete(buf.keys.records, buf.keys.live)
+    assert _state(RedisBuffer(r, settings.run)) == before
+    assert not list(r.scan_iter(match=f"{buf.keys.base}:rec:*"))
+    assert not r.exists(buf.keys.migrating)
+    _to_older_layout(r, buf)  # again, in batches of two
     assert migrate_layout(r, settings.run, batch=2) == len(before[0])
     after = RedisBuffer(r, settings.run)
-    assert (
-        after.records(),
-        after.counts(),
-        sorted(after._active_weights()),
-        after.events(),
-    ) == before
+    assert _state(after) == before
     assert after.report([Report(seeds[0].id, 1.0, 0.0)], 4).applied == 1
