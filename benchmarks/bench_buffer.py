@@ -253,8 +253,8 @@ def sustained_once(url: str, port: int, procs: int, batch: int, seconds: float) 
 
 
 def sustained(url: str, port: int, procs: int, batch: int, seconds: float, repeats: int) -> dict:
-    """`repeats` (buffer run, ceiling) pairs: the pair with the median ratio, with the range of
-    ratios over all pairs; plus the plain Python client against the last ceiling."""
+    """`repeats` (buffer run, ceiling) pairs: the pair with the median ratio, with the ratios of
+    all pairs; plus the plain Python client, as a share of the median pair's ceiling."""
     runs = sorted(
         (sustained_once(url, port, procs, batch, seconds) for _ in range(repeats)),
         key=lambda su: su["ratio"],

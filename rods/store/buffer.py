@@ -30,7 +30,6 @@ transparently (EVALSHA → NOSCRIPT → SCRIPT LOAD) by redis-py's `Script`.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import struct
 import threading
@@ -57,6 +56,7 @@ from rods.store.changes import (
     decode_event,
     decode_parts,
     encode_record,
+    event_header,
 )
 from rods.store.contract import ApplyStatus, ReplayBuffer
 from rods.store.events import BufferEvent
@@ -94,8 +94,6 @@ local function batched(cmd, key, args)
   end
 end
 local function read(cmd, key, args)
-  if #args == 0 then return {} end
-  if #args <= 500 then return redis.call(cmd, key, unpack(args)) end
   local out = {}
   for b = 1, #args, 500 do
     local got = redis.call(cmd, key, unpack(args, b, math.min(b + 499, #args)))
@@ -399,14 +397,10 @@ for _, i in ipairs(order) do
   else
     zadd[#zadd + 1] = weight[i]
     zadd[#zadd + 1] = id
-    local a, b = old_mean[i], r[MEAN]
-    if a == nil or (a < region_hard) ~= (b < region_hard)
-      or (a > region_mastered) ~= (b > region_mastered) then  -- the region may have changed
-      local from, to = region(a), region(b)
-      if from ~= to then
-        add('active/region/' .. from, -1)
-        add('active/region/' .. to, 1)
-      end
+    local from, to = region(old_mean[i]), region(r[MEAN])
+    if from ~= to then
+      add('active/region/' .. from, -1)
+      add('active/region/' .. to, 1)
     end
   end
 end
@@ -602,9 +596,7 @@ class RedisBuffer(ReplayBuffer):
         if any(SEP in t for t in text[::2]):
             return super()._report(reports, step)
         k = self.keys
-        header = json.dumps(
-            {"v": 2, "kind": "report", "step": step, "t": time.time(), "request_id": None}
-        )
+        header = event_header("report", step, time.time())
         keys = [k.counts, k.active, k.retired, k.events, k.records, k.live]
         args = [step, header, self.events_maxlen, self._rules_arg, SEP.join(text) + SEP]
         args.append(struct.pack(f"<{len(numbers)}d", *numbers))

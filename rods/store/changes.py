@@ -84,8 +84,8 @@ class Change:
     @property
     def lifecycle_changed(self) -> bool:
         """Admitted, or more than its statistics changed (state, promotion, retirement)."""
-        if self.old_raw is None or self.old is None or self.old.state != self.new.state:
-            return True
+        if self.old is None or self.old_raw is None or self.old.state != self.new.state:
+            return True  # (old and old_raw are both set or both None)
         return self.old_raw[0] != self.new_raw[0]
 
 
@@ -100,15 +100,7 @@ class ChangeSet:
     seq_floor: int = 0  # raise the admission counter to at least this (import)
 
     def event_header(self) -> str:
-        return json.dumps(
-            {
-                "v": 2,
-                "kind": self.kind,
-                "step": self.step,
-                "t": self.t,
-                "request_id": self.request_id,
-            }
-        )
+        return event_header(self.kind, self.step, self.t, self.request_id)
 
     def event_body(self) -> tuple[str, bytes]:
         """The event's payload fields as stored (`decode_event`): a JSON array of the details
@@ -169,6 +161,11 @@ def _same_counters(old: TaskRecord, new: TaskRecord, rules: PoolRules) -> bool:
         and old.generation == new.generation
         and region_label(old, rules) == region_label(new, rules)
     )
+
+
+def event_header(kind: EventKind, step: int, t: float, request_id: str | None = None) -> str:
+    """The stored header of an event (`BufferEvent` without its tasks)."""
+    return json.dumps({"v": 2, "kind": kind, "step": step, "t": t, "request_id": request_id})
 
 
 def encode_details(record: TaskRecord) -> str:

@@ -58,27 +58,28 @@ class BufferEvent(BaseModel):
         return [r.task_id for r in self.records] + [s.task_id for s in self.stats]
 
 
-def _changes(
+def _apply(
     e: BufferEvent, records: dict[str, TaskRecord]
-) -> Iterator[tuple[TaskRecord | None, TaskRecord]]:
-    """(record before, record after) of each task the event changed, updating `records` (the pool
-    so far). Statistics of a task the log never admitted (trimmed away) are skipped."""
+) -> list[tuple[TaskRecord | None, TaskRecord]]:
+    """Apply one event to `records` (the pool so far); returns (record before, record after) of
+    each task it changed. Statistics of a task the log never admitted (trimmed away) are skipped."""
+    changed: list[tuple[TaskRecord | None, TaskRecord]] = []
     for r in e.records:
-        yield records.get(r.task_id), r
+        changed.append((records.get(r.task_id), r))
         records[r.task_id] = r
     for s in e.stats:
         old = records.get(s.task_id)
         if old is not None:
-            new = records[s.task_id] = s.applied_to(old)
-            yield old, new
+            records[s.task_id] = s.applied_to(old)
+            changed.append((old, records[s.task_id]))
+    return changed
 
 
 def replay_records(events: Iterable[BufferEvent]) -> dict[str, TaskRecord]:
     """Each task's last record according to the log (the pool as it was after the last event)."""
     records: dict[str, TaskRecord] = {}
     for e in events:
-        for _ in _changes(e, records):
-            pass
+        _apply(e, records)
     return records
 
 
@@ -105,7 +106,7 @@ def count_history(
     records: dict[str, TaskRecord] = {}
     counts: dict[str, int] = {}
     for e in events:
-        for old, new in _changes(e, records):
+        for old, new in _apply(e, records):
             for key, d in count_delta(old, new, rules).items():
                 counts[key] = counts.get(key, 0) + d
         yield e, {k: v for k, v in counts.items() if v}
