@@ -10,7 +10,7 @@ same suite on both.
 
 Guarantees: a task id is stored once (admitting it again, in any state, is a duplicate); the
 state sets and counters always agree with the records (they change in the same atomic step);
-every write that changes tasks appends one event listing their new records; a boundary
+every write that changes tasks appends one event listing them as they are after it; a boundary
 request's output is stored at most once (`request_id`); sampling is without replacement from the
 active pool, and with the same `rng` state gives the same ids on every store.
 
