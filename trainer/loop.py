@@ -30,6 +30,7 @@ from trainer.checkpoint import latest_checkpoint, load_trainer_state, save_check
 from trainer.config import TrainConfig
 from trainer.grpo import GRPOLossConfig
 from trainer.metrics import MetricsLog, rollout_metrics
+from trainer.types import TaskSource
 from trainer.update import grpo_update
 
 
@@ -67,7 +68,9 @@ def _policy_source(cfg: TrainConfig, run_dir: Path) -> str:
     return cfg.policy.model
 
 
-def make_source(cfg: TrainConfig, run_dir: Path, settings: Settings, seeds: list[Task]) -> Any:
+def make_source(
+    cfg: TrainConfig, run_dir: Path, settings: Settings, seeds: list[Task]
+) -> TaskSource:
     from trainer.sources import BufferSource, StaticSource
 
     B = cfg.rollout.tasks_per_step

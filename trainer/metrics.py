@@ -14,8 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from trainer.types import Trajectory
 
-def rollout_metrics(groups_B_G: Sequence[Sequence[Any]]) -> dict[str, float]:
+
+def rollout_metrics(groups_B_G: Sequence[Sequence[Trajectory]]) -> dict[str, float]:
     """Reward, depletion and tool-error figures of one step's rollout groups."""
     rewards = [t.reward for g in groups_B_G for t in g]
     finite = [r for r in rewards if math.isfinite(r)]

@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 
 from rods.boundary import (
-    BoundaryRequest,
     DetectorRules,
     boundary_metrics,
     group_stats,
     select_requests,
 )
 from rods.tasks import Task
+from trainer.types import Trajectory
 
 
 def epoch_length(pool_size: int, tasks_per_step: int, configured: int = 0) -> int:
@@ -35,8 +35,6 @@ def epoch_length(pool_size: int, tasks_per_step: int, configured: int = 0) -> in
 
 class StaticSource:
     """Uniform passes over a fixed list of tasks, a new shuffle each epoch."""
-
-    publishes = False
 
     def __init__(self, tasks: Sequence[Task], tasks_per_step: int, seed: int, steps_per_epoch: int = 0):
         if not tasks:
@@ -54,7 +52,7 @@ class StaticSource:
         idx = (order + order)[start : start + self.B]
         return [self.tasks[i] for i in idx]
 
-    def after_step(self, step: int, groups_B_G: Sequence[Sequence[Any]]) -> dict[str, float]:
+    def after_step(self, step: int, groups_B_G: Sequence[Sequence[Trajectory]]) -> dict[str, float]:
         stats = [group_stats(g[0].task_id, [t.reward for t in g]) for g in groups_B_G]
         return boundary_metrics(stats)
 
@@ -70,8 +68,6 @@ class StaticSource:
 
 class BufferSource:
     """Batches from the replay buffer; reports, detects and publishes after every step."""
-
-    publishes = True
 
     def __init__(
         self,
@@ -92,7 +88,6 @@ class BufferSource:
         self._configured_epoch = steps_per_epoch
         self._epoch_started = 0
         self._epoch_len = self._current_epoch_length()
-        self.published: list[BoundaryRequest] = []
 
     def _current_epoch_length(self) -> int:
         active = self.buffer.counts().get("active", 0)
@@ -107,15 +102,14 @@ class BufferSource:
             )
         return tasks
 
-    def after_step(self, step: int, groups_B_G: Sequence[Sequence[Any]]) -> dict[str, float]:
+    def after_step(self, step: int, groups_B_G: Sequence[Sequence[Trajectory]]) -> dict[str, float]:
         t0 = time.perf_counter()
         stats_B = [group_stats(g[0].task_id, [t.reward for t in g], self.rules) for g in groups_B_G]
         self.buffer.report(stats_B, step)
         last = self.stream.last_requested([s.task_id for s in stats_B])
         sigs = {s.task_id: self.signatures[s.task_id] for s in stats_B if s.task_id in self.signatures}
         requests = select_requests(stats_B, step, last, self.rules, sigs)
-        published = set(self.stream.publish(requests))
-        self.published.extend(q for q in requests if q.request_id in published)
+        published = self.stream.publish(requests)
         out = boundary_metrics(stats_B, len(published))
         out["time/detector"] = time.perf_counter() - t0
         return out

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from trainer.grpo import GRPOLossConfig, group_advantages, grpo_loss, token_logprobs
+from trainer.types import Trajectory
 
 
 @dataclass
@@ -57,7 +58,7 @@ def autocast(device: torch.device | str, bf16: bool) -> contextlib.AbstractConte
 def grpo_update(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    groups_B_G: Sequence[Sequence[Any]],
+    groups_B_G: Sequence[Sequence[Trajectory]],
     *,
     loss_cfg: GRPOLossConfig,
     micro_batch: int,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rods.cli_buffer import buffer_app
+from cli.buffer import buffer_app
 from rods.pool import Report
 from rods.store.buffer import RedisBuffer, migrate_layout
 from rods.store.changes import encode_record

@@ -17,7 +17,7 @@ import pytest
 from headless import open_page
 from report_run import make_run, make_static_run
 
-from trainer.report import write_report
+from report.html import write_report
 
 pytestmark = pytest.mark.integration
 

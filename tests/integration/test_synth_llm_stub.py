@@ -13,11 +13,11 @@ import pytest
 from llm_stub import SeedResponder, StubLLM
 from typer.testing import CliRunner
 
+from cli.synth import synth_app
 from graphs.synthesis.backend import ArgContext, PlanContext, Verdict
 from graphs.synthesis.graph import synthesize
 from graphs.synthesis.llm import LLMBackend
 from graphs.synthesis.state import result_metrics
-from rods.cli_synth import synth_app
 from rods.env.world import World
 from rods.signature import compute_signature
 from rods.tasks import function_docs, get_bfcl_task, read_tasks

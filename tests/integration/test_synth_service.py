@@ -32,7 +32,7 @@ SEEDS = ["multi_turn_base_0", "multi_turn_miss_func_2", "multi_turn_long_context
 def worker(redis_url):
     env = {**os.environ, "REDIS_URL": redis_url, "RODS_SYNTH_BACKEND": "procedural"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rods.cli", "worker", "--concurrency", "1", "--loglevel", "warning"],
+        [sys.executable, "-m", "cli", "worker", "--concurrency", "1", "--loglevel", "warning"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     yield proc

@@ -73,7 +73,7 @@ def test_static_run_killed_mid_way_resumes_and_continues_its_metrics(tmp_path, p
     cfg = _config(tmp_path, policy, "static", steps=4, kl=0.01)
     run_dir = tmp_path / "run"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    argv = [sys.executable, "-m", "rods.cli", "train", "--config", str(cfg), "--run-dir", str(run_dir)]
+    argv = [sys.executable, "-m", "cli", "train", "--config", str(cfg), "--run-dir", str(run_dir)]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     marker = run_dir / "checkpoints" / "latest"
@@ -122,7 +122,8 @@ def _traj(task_id: str, reward: float) -> Trajectory:
 
 
 def test_detector_publishes_boundary_groups_once_with_cooldown(settings, redis_client, seeds):
-    from rods.boundary import DetectorRules
+    from rods.boundary import BoundaryRequest, DetectorRules
+    from rods.store.keys import REQUEST_FIELD
 
     buffer = RedisBuffer(redis_client, settings.run)
     buffer.load_seeds(list(seeds[:6]))
@@ -136,7 +137,8 @@ def test_detector_publishes_boundary_groups_once_with_cooldown(settings, redis_c
     # the same groups at the next step: the published tasks are cooling down
     m = source.after_step(1, groups)
     assert stream.length() == 4 and m["boundary/requests"] == 2.0
-    published = {q.task_id for q in source.published}
+    published = {BoundaryRequest.model_validate_json(f[REQUEST_FIELD]).task_id
+                 for _, f in redis_client.xrange(stream.keys.boundary)}
     assert len(published) == 4 and seeds[0].id not in published and seeds[1].id not in published
     recs = {r.task_id: r for r in buffer.records(["active"])}
     assert recs[seeds[2].id].visits == 2 and math.isclose(recs[seeds[2].id].last_mean, 0.5)

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli.app import app
 from rods import tasks as T
-from rods.cli import app
 from rods.env import GroundTruthCache
 
 runner = CliRunner()

@@ -10,8 +10,8 @@ import pytest
 from synth_fakes import ScriptedBackend
 from typer.testing import CliRunner
 
+from cli.synth import synth_app
 from graphs.synthesis.graph import synthesize
-from rods.cli_synth import synth_app
 from rods.tasks import Task, get_bfcl_task, read_tasks, split_ids, write_tasks
 
 runner = CliRunner()
@@ -88,7 +88,7 @@ def test_run_argument_errors(tmp_path, variant):
 
 
 def test_rods_does_not_import_graphs():
-    code = "import sys, rods.cli_synth, rods.cli; print(any(m.split('.')[0] == 'graphs' for m in sys.modules))"
+    code = "import sys, cli.synth, cli.app; print(any(m.split('.')[0] == 'graphs' for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

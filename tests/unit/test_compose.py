@@ -15,7 +15,7 @@ import click
 import typer
 import yaml
 
-from rods.cli import app
+from cli.app import app
 from rods.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

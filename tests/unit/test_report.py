@@ -12,13 +12,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from rods.cli_report import report
-from rods.pool import PoolRules, Report
-from rods.store.memory import MemoryBuffer
-from rods.tasks import RodsMeta, Task, load_split, synthetic_id
-from trainer import svg
-from trainer.report import SECTIONS, render, write_report
-from trainer.report_data import (
+from cli.report import report
+from report import svg
+from report.data import (
     clean_metrics,
     latency_summary,
     load_run,
@@ -27,6 +23,10 @@ from trainer.report_data import (
     synth_outcomes,
     task_pairs,
 )
+from report.html import SECTIONS, render, write_report
+from rods.pool import PoolRules, Report
+from rods.store.memory import MemoryBuffer
+from rods.tasks import RodsMeta, Task, load_split, synthetic_id
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 

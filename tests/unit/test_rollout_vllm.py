@@ -75,7 +75,7 @@ def policy(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, object]:
 
 
 def test_vllm_loop_reproduces_the_sft_sequence(fake_vllm: ModuleType, policy: tuple) -> None:
-    from trainer.rollout_vllm import VLLMRolloutEngine
+    from trainer.rollout.vllm import VLLMRolloutEngine
 
     model, tok = policy
     task = demo_tasks(2)[1]
@@ -102,7 +102,7 @@ def test_vllm_loop_reproduces_the_sft_sequence(fake_vllm: ModuleType, policy: tu
 
 def test_vllm_message_cut_at_max_new_tokens(fake_vllm: ModuleType, policy: tuple) -> None:
     """A message vLLM stops at max_tokens is closed by the engine with an unmasked end token."""
-    from trainer.rollout_vllm import VLLMRolloutEngine
+    from trainer.rollout.vllm import VLLMRolloutEngine
 
     model, tok = policy
     task = demo_tasks(1)[0]
@@ -146,7 +146,7 @@ def _sampled_runs(token_ids: list[int], loss_mask: list[int]) -> list[list[int]]
 
 
 def test_vllm_message_cut_after_max_calls_per_message(fake_vllm: ModuleType, policy: tuple) -> None:
-    from trainer.rollout_vllm import VLLMRolloutEngine
+    from trainer.rollout.vllm import VLLMRolloutEngine
 
     fake_vllm.LLM = TwoCallsLLM
     model, tok = policy
@@ -176,7 +176,7 @@ def test_vllm_message_cut_after_max_calls_per_message(fake_vllm: ModuleType, pol
 
 
 def test_vllm_sync_weights_sends_every_tensor(fake_vllm: ModuleType, policy: tuple) -> None:
-    from trainer.rollout_vllm import VLLMRolloutEngine, _load_weights
+    from trainer.rollout.vllm import VLLMRolloutEngine, _load_weights
 
     model, tok = policy
     engine = VLLMRolloutEngine(model, tok, RolloutSettings(), model_path="p")
@@ -189,7 +189,7 @@ def test_vllm_sync_weights_sends_every_tensor(fake_vllm: ModuleType, policy: tup
 
 
 def test_vllm_missing_names_the_gpu_extra(monkeypatch: pytest.MonkeyPatch, policy: tuple) -> None:
-    from trainer.rollout_vllm import VLLMRolloutEngine
+    from trainer.rollout.vllm import VLLMRolloutEngine
 
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
     model, tok = policy

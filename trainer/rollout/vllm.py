@@ -19,7 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 from rods.env import GroundTruthCache
-from trainer.rollout import MultiTurnEngine, RolloutSettings, _Row
+from trainer.rollout.base import MultiTurnEngine, Row
+from trainer.types import RolloutSettings
 
 
 def _load_weights(worker: Any, weights: list[tuple[str, Any]]) -> None:
@@ -62,7 +63,7 @@ class VLLMRolloutEngine(MultiTurnEngine):
         self.llm.collective_rpc(_load_weights, args=(weights,))
         self.llm.reset_prefix_cache()  # cached prefixes were computed with the old weights
 
-    def _run(self, rows: list[_Row]) -> None:
+    def _run(self, rows: list[Row]) -> None:
         s = self.settings
         params = self._vllm.SamplingParams(
             temperature=0.0 if s.greedy else s.temperature,

@@ -4,7 +4,7 @@
                    [--tasks FILE.jsonl] --out FILE.jsonl
     rods synth validate FILE.jsonl [--json]
 
-Mounted by `rods/cli.py` as `app.add_typer(synth_app, name="synth")`. `graphs` is imported inside
+Mounted by `cli/app.py` as `app.add_typer(synth_app, name="synth")`. `graphs` is imported inside
 the commands only: `rods` never imports `graphs` at import time (ARCHITECTURE §2).
 """
 

@@ -3,7 +3,7 @@ so `import rods` never imports torch or transformers).
 
     rods sft [--run-dir DIR] [--steps N] [--model PATH] [--probe-every K] [--measure/--no-measure]
 
-Register with `app.command("sft")(sft)` in `rods/cli.py`.
+Register with `app.command("sft")(sft)` in `cli/app.py`.
 """
 
 from __future__ import annotations

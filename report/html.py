@@ -8,8 +8,8 @@ Inputs (each optional; a missing or unreadable one becomes a note on the page, n
     buffer.jsonl    the exported buffer: BFCL entries with the `rods` lineage and `buffer` blocks
     config.json     the trainer config (only `loop.mode` is read, for legend labels)
 and, optionally, a second run's metrics.jsonl (a static run) overlaid on the reward and
-depletion plots. `trainer.report_data` reads them (tolerantly) and summarises; this module only
-renders: the page has no external assets and no scripts, plots are inline SVG from `trainer.svg`,
+depletion plots. `report.data` reads them (tolerantly) and summarises; this module only
+renders: the page has no external assets and no scripts, plots are inline SVG from `report.svg`,
 and all task text is escaped.
 """
 
@@ -20,9 +20,8 @@ from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
-from rods.tasks import Task
-from trainer import svg
-from trainer.report_data import (
+from report import svg
+from report.data import (
     REGIONS,
     STATES,
     Row,
@@ -38,7 +37,8 @@ from trainer.report_data import (
     synth_outcomes,
     task_pairs,
 )
-from trainer.svg import Series
+from report.svg import Series
+from rods.tasks import Task
 
 MAX_TEXT = 400  # characters of one user message shown in the task table
 

@@ -10,7 +10,7 @@
 Every child runs in its own process group and is stopped (SIGTERM, then SIGKILL) on success, on
 error and on Ctrl-C; the Redis server last. Children's output goes to <run_dir>/logs/. One
 progress display follows the trainer's metrics.jsonl and the run's Redis counters.
-This module imports only `rods` and the standard library: the other parts run as processes.
+This module imports `rods` and, for the final report, `report`: the other parts run as processes.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class Supervisor:
 
 
 def _rods(*args: str) -> list[str]:
-    return [sys.executable, "-m", "rods.cli", *args]
+    return [sys.executable, "-m", "cli", *args]
 
 
 def _last_metrics(path: Path) -> dict[str, Any]:
@@ -195,7 +195,7 @@ def run_demo(
     finally:
         sup.stop_all()
         server.stop()
-    from rods.cli_report import write_report
+    from cli.report import write_report
 
     report = write_report(train_dir)
     console.print(f"[green]demo finished in {time.monotonic() - t0:.0f}s[/]: report at {report}")

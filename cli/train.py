@@ -74,7 +74,7 @@ def train(
             raise typer.Exit(2) from None
     if result.resumed_from:
         console.print(f"resumed from step {result.resumed_from}")
-    from rods.cli_report import write_report
+    from cli.report import write_report
 
     report = write_report(run_dir)
     console.print(f"[green]done:[/] {result.steps_done} steps in {run_dir} (metrics.jsonl, checkpoints/, {report.name})")

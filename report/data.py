@@ -1,7 +1,7 @@
 """The run report's inputs, read tolerantly, and the pure summaries the page is drawn from.
 
 `load_run(run_dir, compare)` reads metrics.jsonl, events.jsonl, synth.json, buffer.jsonl and
-config.json (see `trainer.report` for the contract); anything missing or unreadable becomes a
+config.json (see `report.html` for the contract); anything missing or unreadable becomes a
 line in `RunData.notes`, never an exception. Metric values that are null, NaN, infinite or not
 numbers become None. Everything after `load_run` is a pure function of `RunData`.
 """
@@ -15,11 +15,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from report import svg
+from report.svg import finite, quantile
 from rods.pool import PoolRules
 from rods.store.events import BufferEvent, count_history
 from rods.tasks import Task, TaskFileError, get_bfcl_task, parse_task
-from trainer import svg
-from trainer.svg import finite, quantile
 
 Row = dict[str, float | None]  # one metrics line: "step" and slash-named values (None = NaN)
 N_PAIRS = 4  # synthesized tasks shown next to their seed

@@ -1,7 +1,7 @@
 """`rods buffer …`: load the seeds of a run, show its counts, export and import its tasks, and
 convert a run stored by an older version (`migrate`).
 
-Mounted by `rods/cli.py` as `app.add_typer(buffer_app, name="buffer")`. Every command takes
+Mounted by `cli/app.py` as `app.add_typer(buffer_app, name="buffer")`. Every command takes
 `--redis-url` and `--run` (defaults: `REDIS_URL`, `RODS_RUN`). Exports are BFCL-format JSONL, one
 task per line, in state order (active, staged, retired) then admission order, each with its
 `rods` block (lineage) and `rods.buffer` (state, statistics); `import` restores them, so

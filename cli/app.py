@@ -25,10 +25,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rods import cli_report, cli_services, cli_train, cli_trainer
+from cli import report as cli_report
+from cli import services as cli_services
+from cli import sft as cli_sft
+from cli import train as cli_train
+from cli.buffer import buffer_app
+from cli.synth import synth_app
 from rods import tasks as T
-from rods.cli_buffer import buffer_app
-from rods.cli_synth import synth_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="RODS: reward-driven online data synthesis")
 data_app = typer.Typer(no_args_is_help=True, help="The BFCL multi-turn tasks and the fixed split.")
@@ -234,7 +237,7 @@ def demo(
     config: Path | None = typer.Option(None, help="trainer config (default: configs/demo.toml)"),
 ) -> None:
     """The whole closed loop embedded on CPU: Redis, 2 workers, dispatcher, trainer, report."""
-    from rods.demo import run_demo
+    from cli.demo import run_demo
 
     try:
         run_demo(run_dir, steps=steps, model=model, config=config)
@@ -251,7 +254,7 @@ app.command("worker")(cli_services.worker)
 app.command("train")(cli_train.train)
 app.command("trainer")(cli_train.trainer_service)
 app.command("eval")(cli_train.evaluate)
-app.command("sft")(cli_trainer.sft)
+app.command("sft")(cli_sft.sft)
 app.command("report")(cli_report.report)
 app.command("dispatcher")(cli_services.dispatcher)
 

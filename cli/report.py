@@ -1,6 +1,6 @@
 """`rods report RUN_DIR [--compare STATIC_RUN_DIR]`: (re)write a run's `report.html`.
 
-A thin shell over `trainer.report` (imported inside the functions, so `rods --help` stays light).
+A thin shell over `report.html` (imported inside the functions, so `rods --help` stays light).
 `write_report` is also what `rods demo` and `rods train` call at the end of a run.
 """
 
@@ -18,7 +18,7 @@ err = Console(stderr=True)
 
 def write_report(run_dir: Path, compare: Path | None = None) -> Path:
     """Write `<run_dir>/report.html` from the run's files; returns its path."""
-    from trainer.report import write_report as build
+    from report.html import write_report as build
 
     return build(run_dir, compare)
 
