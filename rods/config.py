@@ -32,8 +32,10 @@ class Settings(BaseSettings):
     backoff_cap_s: float = 2.0  # longest single backoff
 
     # --- detector (rods.boundary)
-    hard_below: float = 0.20  # r̄ below: hard region
-    mastered_above: float = 0.85  # r̄ above: mastered region
+    # The detector's regions of one step's group mean r̄ (what is requested, what is counted):
+    # not the retirement thresholds `retire_*` below, which judge a task's recent r̄.
+    hard_below: float = 0.20  # RODS_HARD_BELOW: r̄ below this is the hard region
+    mastered_above: float = 0.85  # RODS_MASTERED_ABOVE: r̄ above this is the mastered region
     request_budget: int = 16  # M: most boundary requests per policy step
     category_quota: int = 4  # most requests per category per step
     cooldown_steps: int = 10  # steps before the same task may be requested again
@@ -43,8 +45,10 @@ class Settings(BaseSettings):
     beta: float = 0.20  # most staged tasks promoted per epoch, as a fraction of the active pool
     p_max: int = 400  # most synthetic tasks active at once
     trial_below: float = 0.20  # synthetic task dropped when its first r̄ is below this
-    retire_mastered_above: float = 0.95  # recent r̄ above this retires a task (mastered)
-    retire_hard_below: float = 0.20  # recent r̄ below this retires a task (hard)
+    # retirement: the mean of a task's last `history_k` group means (its recent r̄) against
+    # these (PoolRules fields of the same names); not the detector's regions above
+    retire_mastered_above: float = 0.95  # RODS_RETIRE_MASTERED_ABOVE: above → retired, mastered
+    retire_hard_below: float = 0.20  # RODS_RETIRE_HARD_BELOW: below → retired, hard
     retire_min_obs: int = 2  # observations before mastered/hard retirement applies
     history_k: int = 4  # group means kept per task
     stale_steps: int = 200  # unobserved this many steps → retired as stale
@@ -86,8 +90,8 @@ class Settings(BaseSettings):
             beta=self.beta,
             p_max=self.p_max,
             trial_below=self.trial_below,
-            mastered_above=self.retire_mastered_above,
-            hard_below=self.retire_hard_below,
+            retire_mastered_above=self.retire_mastered_above,
+            retire_hard_below=self.retire_hard_below,
             min_obs=self.retire_min_obs,
             history_k=self.history_k,
             stale_steps=self.stale_steps,

@@ -49,12 +49,13 @@ UNSEEN = "unseen"
 class PoolRules(BaseModel):
     """Lifecycle knobs (defaults from PAPER.md; [D] where the paper is silent)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")  # a misspelt rule is an error
     beta: float = Field(0.20, ge=0.0, le=1.0)  # most promoted per epoch, as a fraction of active
     p_max: int = Field(400, ge=0)  # most synthetic tasks active at once
     trial_below: float = 0.20  # a synthetic task whose first r̄ is below this is dropped
-    mastered_above: float = 0.95  # recent r̄ above this retires a task as mastered
-    hard_below: float = 0.20  # recent r̄ below this retires a task as hard
+    # retirement thresholds on the recent r̄ (not the detector's regions: `detector` below)
+    retire_mastered_above: float = 0.95  # recent r̄ above this retires a task as mastered
+    retire_hard_below: float = 0.20  # recent r̄ below this retires a task as hard
     min_obs: int = Field(2, ge=1)  # [D] observations needed before mastered/hard apply
     history_k: int = Field(4, ge=1, le=255)  # group means kept per task; "recent" is their mean
     stale_steps: int = Field(200, ge=1)  # [D] not observed for more steps than this → stale
@@ -197,9 +198,9 @@ def retire_reason_after_report(record: TaskRecord, rules: PoolRules) -> RetireRe
     recent = record.recent_mean
     if recent is None or len(record.history) < rules.min_obs:
         return None
-    if recent > rules.mastered_above:
+    if recent > rules.retire_mastered_above:
         return "mastered"
-    if recent < rules.hard_below:
+    if recent < rules.retire_hard_below:
         return "hard"
     return None
 

@@ -461,8 +461,8 @@ class RedisBuffer(ReplayBuffer):
         self._rules_arg = SEP.join(
             [
                 repr(self.rules.trial_below),
-                repr(self.rules.mastered_above),
-                repr(self.rules.hard_below),
+                repr(self.rules.retire_mastered_above),
+                repr(self.rules.retire_hard_below),
                 str(self.rules.min_obs),
                 str(self.rules.history_k),
                 "1" if self.rules.seeds_can_retire else "0",

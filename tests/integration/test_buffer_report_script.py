@@ -38,8 +38,8 @@ def _value(rng: random.Random) -> float:
 def _rules(rng: random.Random) -> PoolRules:
     return PoolRules(
         trial_below=rng.choice([0.2, 1 / 3, 0.5]),
-        mastered_above=rng.choice([0.95, 0.9, 0.85]),
-        hard_below=rng.choice([0.2, 0.25, 0.1]),
+        retire_mastered_above=rng.choice([0.95, 0.9, 0.85]),
+        retire_hard_below=rng.choice([0.2, 0.25, 0.1]),
         min_obs=rng.randint(1, 4),
         history_k=rng.randint(1, 5),
         seeds_can_retire=rng.random() < 0.5,

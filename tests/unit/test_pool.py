@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from rods.config import Settings
 from rods.pool import (
     PoolRules,
     Report,
@@ -108,6 +111,20 @@ def test_mastered_and_hard_need_min_obs_and_use_recent_mean() -> None:
     assert retire_reason_after_report(observe(rec(), [0.96, 1.0]), RULES) == "mastered"
     assert retire_reason_after_report(observe(rec(), [0.3, 0.1, 0.1, 0.1]), RULES) == "hard"
     assert retire_reason_after_report(observe(rec(), [0.96, 0.9]), RULES) is None  # mean 0.93
+
+
+def test_retirement_thresholds_are_not_the_detector_regions() -> None:
+    """RODS_RETIRE_HARD_BELOW / RODS_RETIRE_MASTERED_ABOVE feed the retirement thresholds;
+    RODS_HARD_BELOW / RODS_MASTERED_ABOVE the detector's regions; an old name is refused."""
+    s = Settings(hard_below=0.1, mastered_above=0.7, retire_hard_below=0.3)
+    rules = s.pool_rules()
+    assert (rules.retire_hard_below, rules.retire_mastered_above) == (0.3, 0.95)
+    assert (rules.detector.hard_below, rules.detector.mastered_above) == (0.1, 0.7)
+    r = observe(rec(), [0.25, 0.25])  # hard by retirement (< 0.3), boundary by region
+    assert retire_reason_after_report(r, rules) == "hard"
+    assert count_records([r], rules)["active/region/boundary"] == 1
+    with pytest.raises(ValidationError, match="hard_below"):
+        PoolRules(hard_below=0.3)  # type: ignore[call-arg]
 
 
 def test_seeds_retire_only_when_allowed() -> None:
