@@ -1,19 +1,20 @@
-"""Replay buffer on loopback Redis: what a user feels of the server-side report script.
+"""Replay buffer on loopback Redis: one training step's round trip, and runs per Redis.
 
-Two figures decide whether the `report` Lua script (rods/store/lua/report.lua) earns its place
-over the generic path (read both record parts, plan with `rods.pool` in Python, write with the
-compare-and-set `apply` script), both measured in the same run, on one 800-task active pool
-(400 seeds + 400 synthetic), in alternating blocks of `--block` training steps per path:
+On one 800-task active pool (400 seeds + 400 synthetic), with B = 32 groups per step:
 
-(a) Latency: one training step's `report` of B = 32 groups, p50 / p99 per path and their ratio;
-    also the step's whole buffer traffic (sample 32 tasks, report, read the cooldown state and
-    publish up to 16 boundary requests), the figure with the 5 ms p99 target.
-(b) Capacity: redis-server CPU per training step (INFO cpu over each block; the server is one
-    thread), hence how many concurrent runs one Redis serves at `--rate` steps/s each while it
-    stays at most half busy (so that queueing keeps the tails short).
+(a) Latency: one step's `report` of B groups (read both record parts, plan with `rods.pool`,
+    write with the compare-and-set script `rods/store/lua/apply.lua`), p50 / p99; and the
+    step's whole buffer traffic (sample B tasks, report, read the cooldown state, publish up to
+    16 boundary requests): target p99 < 5 ms. The floor in the same run: an unpipelined PING.
+(b) Capacity: redis-server CPU per training step (INFO cpu over blocks of `--block` steps; the
+    server is one thread), hence how many concurrent runs one Redis serves at `--rate` steps/s
+    each while it stays at most half busy (so that queueing keeps the tails short).
+
+The figures that retired the server-side report script (script vs this path, in one run) were
+measured with this file at commit 3b38ee4, the last with the script; see BENCHMARKS.md.
 
 Starts its own private redis-server (never the one on 6379). Writes benchmarks/results/buffer.md.
-Run: `.venv/bin/python benchmarks/bench_buffer.py` (about half a minute on 2 cores).
+Run: `.venv/bin/python benchmarks/bench_buffer.py` (about ten seconds on 2 cores).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +32,9 @@ import redis
 
 from rods.boundary import DetectorRules, group_stats, select_requests
 from rods.config import Settings
-from rods.pool import PoolRules, Scored
+from rods.pool import PoolRules
 from rods.store.buffer import RedisBuffer
-from rods.store.changes import ReportResult
 from rods.store.connection import connect
-from rods.store.contract import ReplayBuffer
 from rods.store.server import RedisServer
 from rods.store.stream import BoundaryStream
 from rods.tasks import RodsMeta, Task, load_split, synthetic_id
@@ -46,13 +44,6 @@ RULES = PoolRules(beta=1.0, p_max=400, stale_steps=10**9)
 B, G = 32, 16  # groups per step (tasks), rollouts per group
 BUSY = 0.5  # the share of one server core the capacity figure allows
 OUT = Path(__file__).parent / "results" / "buffer.md"
-
-
-class GenericPath(RedisBuffer):
-    """The same store, reporting through the generic path of `ReplayBuffer` (no report script)."""
-
-    def _report(self, reports: Sequence[Scored], step: int) -> ReportResult:
-        return ReplayBuffer._report(self, reports, step)
 
 
 def variants(seeds: list[Task], n: int) -> list[Task]:
@@ -104,54 +95,53 @@ def server_cpu(r: redis.Redis) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
-def measure(url: str, blocks: int, block: int) -> dict[str, dict[str, float]]:
-    """Alternating blocks of `block` steps per path; latencies and server CPU per path."""
+def ping_ms(r: redis.Redis, n: int = 2000) -> float:
+    """p50 of an unpipelined PING: the floor of any one round trip here."""
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        r.ping()
+        times.append(1e3 * (time.perf_counter() - t0))
+    return float(np.percentile(times, 50))
+
+
+def measure(url: str, blocks: int, block: int) -> dict[str, float]:
+    """`blocks` blocks of `block` steps: latencies, and server CPU per step."""
     settings = Settings(redis_url=url, run=RUN)
     r = connect(settings)
     stream = BoundaryStream(r, RUN, settings)
-    paths: dict[str, RedisBuffer] = {
-        "script": RedisBuffer(r, RUN, RULES),
-        "generic": GenericPath(r, RUN, RULES),
-    }
+    buf = RedisBuffer(r, RUN, RULES)
     rng = np.random.default_rng(0)
-    report_ms: dict[str, list[float]] = {p: [] for p in paths}
-    step_ms: dict[str, list[float]] = {p: [] for p in paths}
-    cpu_s = dict.fromkeys(paths, 0.0)
-    s = 1
-    for buf in paths.values():  # warm-up: scripts loaded, connections open, tasks cached
-        for _ in range(2 * block):
-            step(buf, stream, s, rng)
-            s += 1
-    for k in range(2 * blocks):
-        name = ("script", "generic")[k % 2 if (k // 2) % 2 == 0 else 1 - k % 2]  # ABBA order
-        buf = paths[name]
+    report_ms: list[float] = []
+    step_ms: list[float] = []
+    cpu_s = 0.0
+    for s in range(1, block + 1):  # warm-up: scripts loaded, connections open, tasks cached
+        step(buf, stream, s, rng)
+    s = block + 1
+    for _ in range(blocks):
         cpu0 = server_cpu(r)
         for _ in range(block):
             rep, all_ = step(buf, stream, s, rng)
             s += 1
-            report_ms[name].append(1e3 * rep)
-            step_ms[name].append(1e3 * all_)
-        cpu_s[name] += server_cpu(r) - cpu0
-    out = {}
-    for name, buf in paths.items():
-        n = len(report_ms[name])
-        out[name] = {
-            "report_p50": float(np.percentile(report_ms[name], 50)),
-            "report_p99": float(np.percentile(report_ms[name], 99)),
-            "step_p50": float(np.percentile(step_ms[name], 50)),
-            "step_p99": float(np.percentile(step_ms[name], 99)),
-            "server_us": 1e6 * cpu_s[name] / n,  # per step
-            "steps": n,
-            "conflicts": buf.conflicts,
-            "fallbacks": getattr(buf, "report_fallbacks", 0),
-        }
-    out["pool"] = {"active": paths["script"].counts().get("active", 0)}
-    return out
+            report_ms.append(1e3 * rep)
+            step_ms.append(1e3 * all_)
+        cpu_s += server_cpu(r) - cpu0
+    return {
+        "report_p50": float(np.percentile(report_ms, 50)),
+        "report_p99": float(np.percentile(report_ms, 99)),
+        "step_p50": float(np.percentile(step_ms, 50)),
+        "step_p99": float(np.percentile(step_ms, 99)),
+        "server_us": 1e6 * cpu_s / len(step_ms),  # per step
+        "steps": len(step_ms),
+        "conflicts": buf.conflicts,
+        "ping_p50": ping_ms(r),
+        "active": buf.counts().get("active", 0),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--blocks", type=int, default=8, help="blocks per path")
+    ap.add_argument("--blocks", type=int, default=10)
     ap.add_argument("--block", type=int, default=100, help="training steps per block")
     ap.add_argument("--rate", type=float, default=1.0, help="steps/s of each concurrent run")
     ap.add_argument("--out", type=Path, default=OUT)
@@ -160,45 +150,36 @@ def main() -> None:
     t0 = time.perf_counter()
     with RedisServer() as server:
         fill(RedisBuffer(connect(Settings(redis_url=server.url, run=RUN)), RUN, RULES))
-        got = measure(server.url, args.blocks, args.block)
+        g = measure(server.url, args.blocks, args.block)
         version = subprocess.run(
             [server.binary, "--version"], capture_output=True, text=True
         ).stdout.split()[2]
     wall = time.perf_counter() - t0
     load_after = os.getloadavg()[0]
-    sc, ge = got["script"], got["generic"]
-    runs = {p: BUSY / (got[p]["server_us"] * 1e-6 * args.rate) for p in ("script", "generic")}
-    for p in ("script", "generic"):
-        g = got[p]
-        print(f"{p:8s} report p50 {g['report_p50']:.2f} ms p99 {g['report_p99']:.2f} ms; "
-              f"step p50 {g['step_p50']:.2f} ms p99 {g['step_p99']:.2f} ms; "
-              f"server {g['server_us']:.0f} µs/step → {runs[p]:,.0f} runs at {args.rate:g} step/s; "
-              f"conflicts {g['conflicts']}, fallbacks {g['fallbacks']}")  # fmt: skip
-    ratio = {k: ge[k] / sc[k] for k in ("report_p50", "report_p99", "step_p99", "server_us")}
-    print("generic / script: " + ", ".join(f"{k} {v:.2f}×" for k, v in ratio.items()))
+    runs = BUSY / (g["server_us"] * 1e-6 * args.rate)
+    print(f"report p50 {g['report_p50']:.2f} ms p99 {g['report_p99']:.2f} ms; "
+          f"step p50 {g['step_p50']:.2f} ms p99 {g['step_p99']:.2f} ms; PING p50 {g['ping_p50']:.3f} ms; "
+          f"server {g['server_us']:.0f} µs/step → {runs:,.0f} runs at {args.rate:g} step/s; "
+          f"conflicts {g['conflicts']:.0f} (load {load_before:.1f} → {load_after:.1f})")  # fmt: skip
     cmd = " ".join([".venv/bin/python benchmarks/bench_buffer.py", *sys.argv[1:]])
-    n = sc["steps"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
-        f"""## Replay buffer: the report script vs the generic path
+        f"""## Replay buffer: one training step's round trip, and runs per Redis
 
 Command: `{cmd}` ({wall:.0f} s) — a private `redis-server` {version} on loopback, started by the
 script; {os.cpu_count()} cores, Python {platform.python_version()}, redis-py {redis.__version__}.
 Load average (1 min) {load_before:.1f} before and {load_after:.1f} after (a shared machine).
-{got["pool"]["active"]} active tasks; {n} training steps per path, in alternating blocks of
-{args.block} (ABBA order); B = {B} groups of G = {G} rollouts per step.
+{g["active"]:.0f} active tasks; {g["steps"]:.0f} training steps; B = {B} groups of G = {G} rollouts.
 
-| figure | script | generic | generic / script |
-|---|---|---|---|
-| `report` of {B} groups, p50 | {sc["report_p50"]:.2f} ms | {ge["report_p50"]:.2f} ms | {ratio["report_p50"]:.2f}× |
-| `report` of {B} groups, p99 | {sc["report_p99"]:.2f} ms | {ge["report_p99"]:.2f} ms | {ratio["report_p99"]:.2f}× |
-| a step's buffer traffic (sample + report + publish), p50 | {sc["step_p50"]:.2f} ms | {ge["step_p50"]:.2f} ms | |
-| same, p99 (target < 5 ms) | {sc["step_p99"]:.2f} ms | {ge["step_p99"]:.2f} ms | {ratio["step_p99"]:.2f}× |
-| redis-server CPU per step | {sc["server_us"]:.0f} µs | {ge["server_us"]:.0f} µs | {ratio["server_us"]:.2f}× |
-| concurrent runs at {args.rate:g} step/s one Redis serves at ≤ {100 * BUSY:.0f} % busy | {runs["script"]:,.0f} | {runs["generic"]:,.0f} | |
+| figure | result | target |
+|---|---|---|
+| `report` of {B} groups, p50 / p99 | {g["report_p50"]:.2f} / {g["report_p99"]:.2f} ms | |
+| a step's buffer traffic (sample + report + publish), p50 / p99 | {g["step_p50"]:.2f} / {g["step_p99"]:.2f} ms | p99 < 5 ms |
+| `report` p50 / an unpipelined PING's p50 (the floor), same run | {g["report_p50"] / g["ping_p50"]:.1f}× ({g["ping_p50"]:.3f} ms) | |
+| redis-server CPU per step | {g["server_us"]:.0f} µs | |
+| concurrent runs at {args.rate:g} step/s one Redis serves at ≤ {100 * BUSY:.0f} % busy | {runs:,.0f} | |
 
-Conflicts re-planned: script {sc["conflicts"]}, generic {ge["conflicts"]}; reports the script
-handed back to the generic path: {sc["fallbacks"]}.
+Compare-and-set conflicts re-planned: {g["conflicts"]:.0f} (one client: none expected).
 """
     )
     print(f"wrote {args.out}")

@@ -18,8 +18,9 @@ import typer
 
 from rods.config import Settings
 from rods.pool import STATES, TaskState
-from rods.store.buffer import RedisBuffer, migrate_layout
+from rods.store.buffer import RedisBuffer
 from rods.store.connection import RedisUnavailable, connect
+from rods.store.migrate import migrate_layout
 from rods.tasks import TaskFileError, load_split, read_tasks, write_tasks
 
 buffer_app = typer.Typer(help="The replay buffer of a run in Redis.", no_args_is_help=True)
@@ -140,4 +141,3 @@ def migrate(redis_url: RedisUrl = None, run: Run = None) -> None:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"run {settings.run}: {n} records converted to the current layout")
-

@@ -16,16 +16,13 @@ Rules (ARCHITECTURE §6, PAPER.md "Replay buffer"; [D] marks our own decisions):
   A report for a step equal to the task's last seen step is a duplicate and ignored [D] (so a
   retry after a lost reply is harmless). Reports of non-active tasks are ignored.
 - Retirement at report time: trial (synthetic, first observation, r̄ < 0.20); mastered (recent
-  r̄ > 0.95); hard (recent r̄ < 0.20). "Recent" is the mean of the last k group means and needs
-  `min_obs` observations [D]. At a sweep: stale (not observed, or not since promotion, for more
+  r̄ > `retire_mastered_above`, 0.95); hard (recent r̄ < `retire_hard_below`, 0.20) — not the
+  detector's regions (`detector.hard_below`, `detector.mastered_above`), which only label a
+  step's mean. "Recent" is the mean of the last k group means and needs `min_obs`
+  observations [D]. At a sweep: stale (not observed, or not since promotion, for more
   than `stale_steps`); over-cap (synthetic active > P_max: lowest 4r̄(1−r̄) first, unobserved
   tasks last [D]). Seeds retire only when `seeds_can_retire`.
 - Sample weights: uniform (1 each), or boundary-weighted: max(4r̄(1−r̄), floor), unobserved 1.
-
-The report-time rules (apply_report, retire_reason_after_report, region_label and the counters
-they move) are also run server-side by the Redis store's `REPORT` script
-(`rods.store.buffer`); tests/integration/test_buffer_report_script.py keeps the two in
-agreement, so a change here needs the same change there.
 """
 
 from __future__ import annotations

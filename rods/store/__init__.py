@@ -4,6 +4,8 @@
 - `connection`: connect with retries and backoff; a clear error when Redis is unreachable.
 - `contract`: the `ReplayBuffer` contract; `memory` (unit tests) and `buffer` (Redis) implement it.
 - `changes`: the pure planning of every buffer write (compare-and-set change sets).
+- `scripts`: loads the Lua scripts in `lua/` (`apply`: every buffer write; `publish`).
+- `migrate`: the one-off conversion of a run stored in an older layout (`rods buffer migrate`).
 - `events`: the event log model and its replay.
 - `stream`: the boundary stream (publish, consumer groups, reclaim, dead letters).
 - `server`: a private `redis-server` process for tests, benchmarks and the local mode.

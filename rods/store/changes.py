@@ -6,9 +6,6 @@ Lua script — only if every record is still byte-for-byte what was read and eve
 still has the value the plan assumed; otherwise re-read and re-plan. The same planners serve the
 in-memory and the Redis store, so the two can differ only in reading and applying.
 
-(`report` on Redis runs the same rules in one server-side script instead; see
-`rods.store.buffer`.)
-
 A record is stored in two parts (`encode_record`): its live part — state, origin and statistics,
 everything a report reads or writes — in a small binary layout (`LIVE_HEAD`), and the rest
 (category, generation, admission, promotion, retirement) as JSON, its details. Compare-and-set
@@ -55,9 +52,9 @@ Read = Mapping[str, tuple[Raw, TaskRecord]]  # task id → (raw, parsed record) 
 SEP = "\x1e"  # ASCII record separator: joins the entries of a list of ids or fields
 _LIVE_FIELDS = {"state", "origin", *STATS_FIELDS}
 
-# The live part of a record, binary and little-endian. The Redis `REPORT` script unpacks and
-# packs it with Lua's `struct` (format '<BBBBI4i8dd' + n × 'd'), one call each, about a seventh
-# of the cost of parsing the same fields from text there:
+# The live part of a record, binary and little-endian. (It was made binary for a server-side
+# report script, since removed; it stays because it is the stored format: `rods.store.migrate`
+# converted runs to it. The apply script only compares and copies it, byte for byte.)
 #   B  history length n        B  state: a(ctive) s(taged) r(etired)
 #   B  origin: s(eed) y (synthetic)    B  flags: 1 last_seen_step, 2 last_mean, 4 last_var present
 #   I  visits (uint32)          q  last_seen_step (int64; 0 when absent)

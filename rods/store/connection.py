@@ -5,13 +5,16 @@ connection and timeout errors with exponential backoff (so a restarted server is
 after checking with PING that the server answers. `retrying(fn, settings)` re-runs a whole
 operation on connection errors — used around multi-round-trip operations whose pieces must be
 re-planned after a reconnect. When Redis cannot be reached after all attempts, `RedisUnavailable`
-says where and how to start one.
+says where and how to start one. `binary_twin(r)` is `r`'s twin that does not decode replies
+(the buffer's binary record parts), made once per client.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -91,3 +94,25 @@ def retrying(fn: Callable[[], T], settings: Settings) -> T:
         except TRANSIENT:
             time.sleep(delay)
     return fn()
+
+
+_TWINS: weakref.WeakKeyDictionary[redis.Redis, redis.Redis] = weakref.WeakKeyDictionary()
+_TWINS_LOCK = threading.Lock()
+
+
+def binary_twin(r: redis.Redis) -> redis.Redis:
+    """A client with `r`'s settings whose replies are not decoded: one per client (a cache keyed
+    weakly on `r`), shared by every buffer made from it — the synthesis service makes a buffer
+    per request, and a client of its own each time would open a connection pool each time."""
+    with _TWINS_LOCK:
+        twin = _TWINS.get(r)
+        if twin is None:
+            pool = r.connection_pool
+            kwargs = {**pool.connection_kwargs, "decode_responses": False}
+            twin = redis.Redis(
+                connection_pool=redis.ConnectionPool(
+                    connection_class=pool.connection_class, **kwargs
+                )
+            )
+            _TWINS[r] = twin
+        return twin

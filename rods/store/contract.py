@@ -5,7 +5,7 @@ seeds, admit staged tasks, promote, report group stats, retire, sample, snapshot
 event log, export/import). Each is: read records → plan a `ChangeSet` with the pure rules → apply
 it atomically with compare-and-set (re-plan on conflict, at most `max_attempts` times). Stores
 implement only the primitives: `rods.store.memory.MemoryBuffer` (unit tests) and
-`rods.store.buffer.RedisBuffer` (Lua script). `tests/integration/test_buffer_contract.py` runs the
+`rods.store.buffer.RedisBuffer` (one Lua script). `tests/integration/test_buffer_contract.py` runs the
 same suite on both.
 
 Guarantees: a task id is stored once (admitting it again, in any state, is a duplicate); the
@@ -14,10 +14,9 @@ every write that changes tasks appends one event listing them as they are after 
 request's output is stored at most once (`request_id`); sampling is without replacement from the
 active pool, and with the same `rng` state gives the same ids on every store.
 
-`report` is the hot write path (every training step): a store may replace the generic
-read → plan → compare-and-set loop by a faster one with the same result (`_report`); the Redis
-store applies the rules in one server-side script per call, atomically, without a read round
-trip or conflicts.
+`report` is the hot write path (every training step) and takes the same read → plan →
+compare-and-set path as every other write: the rules run only in Python (`rods.pool`).
+`conflicts` counts the re-plans of this client (the metric `buffer/conflicts`).
 
 Client-side cache (per `ReplayBuffer` object): parsed task bodies (immutable once stored, so
 always coherent; the returned `Task`s are shared — treat them as read-only).
@@ -200,16 +199,10 @@ class ReplayBuffer(ABC):
     def report(self, groups: Sequence[Scored], step: int) -> ReportResult:
         """One step's group stats (`Report`s or the detector's `GroupStats`, which carry the same
         fields); applies report-time retirements (trial, mastered, hard)."""
-        return self._report(groups, step)
-
-    def _report(self, reports: Sequence[Scored], step: int) -> ReportResult:
-        """The generic report path: read the records, plan with `rods.pool`, compare-and-set.
-        A store may override it with a faster path that must give the same result (the Redis
-        store runs the rules in one server-side script; a test holds the two to agreement)."""
-        ids = {r.task_id for r in reports}
+        ids = {g.task_id for g in groups}
 
         def plan() -> tuple[ChangeSet, ReportResult]:
-            return plan_report(reports, self._read(ids), step, self.rules)
+            return plan_report(groups, self._read(ids), step, self.rules)
 
         return self._commit(plan)[1]
 
@@ -302,8 +295,9 @@ class ReplayBuffer(ABC):
         return out
 
     def metrics(self) -> dict[str, float]:
-        """Flat slash-named counters: `buffer/active`, `buffer/active/region/boundary`, …"""
-        return pool_metrics(self.counts())
+        """Flat slash-named counters: `buffer/active`, `buffer/active/region/boundary`, …, and
+        `buffer/conflicts`, the compare-and-set re-plans of this client so far (contention)."""
+        return pool_metrics(self.counts()) | {"buffer/conflicts": float(self.conflicts)}
 
     def snapshot(self) -> dict[str, dict[str, object]]:
         """Counts per state: total, by origin, category, region, generation (retired: reason)."""

@@ -86,7 +86,7 @@ class RunKeys:
 
     @property
     def migrating(self) -> str:
-        """[string] present while `rods.store.buffer.migrate_layout` converts the run."""
+        """[string] present while `rods.store.migrate.migrate_layout` converts the run."""
         return f"{self.base}:migrating"
 
     @property

@@ -1,6 +1,6 @@
 """The boundary stream: trainer → synthesis requests, with at-least-once delivery and dead letters.
 
-Publishing (trainer): `publish(requests)` runs one Lua script that, per request, skips it if its
+Publishing (trainer): `publish(requests)` runs one Lua script (`lua/publish.lua`) that, per request, skips it if its
 task was published fewer than `cooldown_steps` steps before (the authoritative cooldown check,
 so two trainers cannot both request a task), sets a dedup marker `boundary:seen:<request_id>`
 (NX, with a TTL) and only if it was new XADDs the request (approximate MAXLEN) and records the
@@ -33,26 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from rods.boundary import BoundaryRequest
 from rods.config import Settings
 from rods.store.keys import DEAD_FIELD, DISPATCH_GROUP, REQUEST_FIELD, RunKeys
-
-# KEYS: 1 stream, 2 boundary:last, 2+i seen marker of request i.
-# ARGV: 1 maxlen, 2 dedup ttl (s), 3 cooldown steps, then 3 per request: task id, policy step,
-#       request JSON. Returns the 1-based indices of the requests published.
-PUBLISH = """
-local out = {}
-local cooldown = tonumber(ARGV[3])
-for i = 1, #KEYS - 2 do
-  local a = 4 + (i - 1) * 3
-  local step = tonumber(ARGV[a + 1])
-  local prev = tonumber(redis.call('HGET', KEYS[2], ARGV[a]) or '-1')
-  local cooling = prev >= 0 and step - prev < cooldown and step >= prev
-  if not cooling and redis.call('SET', KEYS[2 + i], '1', 'NX', 'EX', ARGV[2]) then
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', '@REQUEST@', ARGV[a + 2])
-    if step > prev then redis.call('HSET', KEYS[2], ARGV[a], step) end
-    out[#out + 1] = i
-  end
-end
-return out
-""".replace("@REQUEST@", REQUEST_FIELD)
+from rods.store.scripts import load
 
 
 class Delivery(BaseModel):
@@ -107,7 +88,7 @@ class BoundaryStream:
         self.claim_idle_ms = s.claim_idle_ms
         self.max_deliveries = s.max_deliveries
         self.cooldown_steps = s.cooldown_steps
-        self._publish = r.register_script(PUBLISH)
+        self._publish = r.register_script(load("publish"))
         self._last: dict[str, int | None] = {}  # task id → last published step, as last known
 
     # ------------------------------------------------------------ trainer side

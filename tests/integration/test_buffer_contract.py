@@ -299,21 +299,38 @@ def test_states_iterate_in_contract_order(buf: ReplayBuffer, seeds, make_variant
 
 
 def test_two_clients_never_lose_an_update(redis_client, run_name, seeds) -> None:  # type: ignore[no-untyped-def]
-    """Two clients of one run report the same task in turn: the server-side report script
-    reads the current record each time, so neither overwrites the other's update."""
+    """Two clients of one run report the same task in turn: each report reads the current
+    record, so neither overwrites the other's update."""
     a, b = RedisBuffer(redis_client, run_name, RULES), RedisBuffer(redis_client, run_name, RULES)
     a.load_seeds(list(seeds[:2]))
     x = seeds[0].id
     assert a.report([Report(task_id=x, reward_mean=0.5, reward_var=0.2)], step=1).applied == 1
     assert b.report([Report(task_id=x, reward_mean=0.6, reward_var=0.2)], step=2).applied == 1
     assert a.report([Report(task_id=x, reward_mean=0.7, reward_var=0.2)], step=3).applied == 1
-    assert a.conflicts == b.conflicts == 0 and a.report_fallbacks == b.report_fallbacks == 0
+    assert a.conflicts == b.conflicts == 0
     rec = b.get_record(x)
     assert rec is not None and rec.visits == 3 and rec.history == (0.5, 0.6, 0.7)
     b.retire([x], step=4)
     assert a.report([Report(task_id=x, reward_mean=0.7, reward_var=0.2)], step=5).outcomes == {
         x: "not_active"
     }
+
+
+def test_a_live_part_in_another_layout_is_a_clear_error(
+    redis_client: redis.Redis, run_name: str, seeds
+) -> None:
+    """A record changed by hand is refused with the layout error, and the report writes
+    nothing (in particular not over the damaged part)."""
+    buf = RedisBuffer(redis_client, run_name, RULES)
+    buf.load_seeds(list(seeds[:2]))
+    a, b = seeds[0].id, seeds[1].id
+    redis_client.hset(buf.keys.live, a, '{"visits": 3}')
+    before = buf.events()
+    with pytest.raises(ValueError, match="not in the layout RODS writes"):
+        buf.report([Report(task_id=t, reward_mean=0.5, reward_var=0.1) for t in (b, a)], step=1)
+    assert redis_client.hget(buf.keys.live, a) == '{"visits": 3}'
+    rec = buf.get_record(b)
+    assert buf.events() == before and rec is not None and rec.visits == 0
 
 
 def test_task_cache_is_optional_and_equivalent(buf: ReplayBuffer, seeds) -> None:  # type: ignore[no-untyped-def]

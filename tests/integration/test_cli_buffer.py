@@ -10,9 +10,10 @@ from typer.testing import CliRunner
 
 from cli.buffer import buffer_app
 from rods.pool import Report
-from rods.store.buffer import RedisBuffer, migrate_layout
+from rods.store.buffer import RedisBuffer
 from rods.store.changes import encode_record
 from rods.store.connection import connect
+from rods.store.migrate import migrate_layout
 from rods.store.server import free_port
 
 pytestmark = pytest.mark.integration

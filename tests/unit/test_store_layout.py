@@ -1,20 +1,24 @@
 """How a buffer record is stored: details JSON + a binary live part, and the event log's fields.
 
-Both stores keep records in this form (`rods.store.changes`); the Redis scripts read and write the
-live part with Lua's `struct`, so its layout is a contract (tests/integration/ hold the scripts
-to it). Here: every record survives the round trip exactly, events decode to what was written
-even when a live part holds the separator byte, and damaged parts give a clear error.
+Both stores keep records in this form (`rods.store.changes`); it is what a run stores, so its
+layout is a contract. Here: every record survives the round trip exactly, events decode to what
+was written even when a live part holds the separator byte, damaged parts give a clear error,
+and the store's Lua scripts load and ship with the package.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import tomllib
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rods.pool import TaskRecord
+from rods.store import scripts
 from rods.store.changes import (
     LIVE_HEAD,
     SEP,
@@ -127,3 +131,19 @@ def test_damaged_parts_are_a_clear_error() -> None:
     with pytest.raises(ValueError, match="more than 255"):
         encode_live(rec.model_copy(update={"history": (0.5,) * 256}))
     assert encode_details(rec) == details
+
+
+def test_every_lua_script_loads_with_its_fields_filled_in_and_ships() -> None:
+    """Each `rods/store/lua/*.lua` documents its KEYS and ARGV, loads with every placeholder
+    replaced by a name of `rods.store.keys`, and is in the package data of a built wheel."""
+    lua = Path(scripts.__file__).parent / "lua"
+    names = sorted(f.stem for f in lua.glob("*.lua"))
+    assert names == ["apply", "publish"]
+    for name in names:
+        text = scripts.load(name)
+        assert "-- KEYS" in text and "-- ARGV" in text, name
+        assert not re.search(r"@[A-Z_]+@", text), name
+        assert scripts.load(name) is text  # read once
+    assert "'*', 'event', ARGV[4]" in scripts.load("apply")
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert "store/lua/*.lua" in pyproject["tool"]["setuptools"]["package-data"]["rods"]
