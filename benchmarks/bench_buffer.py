@@ -67,7 +67,7 @@ def fill(buf: RedisBuffer) -> None:
     buf.promote(0)  # β = 1: all 400 synthetic tasks become active (P_max 400)
 
 
-def step(
+def step_traffic(
     buf: RedisBuffer, stream: BoundaryStream, step: int, rng: np.random.Generator
 ) -> tuple[float, float]:
     """One training step's buffer traffic: (seconds in `report`, seconds in all buffer calls).
@@ -116,12 +116,12 @@ def measure(url: str, blocks: int, block: int) -> dict[str, float]:
     step_ms: list[float] = []
     cpu_s = 0.0
     for s in range(1, block + 1):  # warm-up: scripts loaded, connections open, tasks cached
-        step(buf, stream, s, rng)
+        step_traffic(buf, stream, s, rng)
     s = block + 1
     for _ in range(blocks):
         cpu0 = server_cpu(r)
         for _ in range(block):
-            rep, all_ = step(buf, stream, s, rng)
+            rep, all_ = step_traffic(buf, stream, s, rng)
             s += 1
             report_ms.append(1e3 * rep)
             step_ms.append(1e3 * all_)
