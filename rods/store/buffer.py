@@ -13,11 +13,11 @@ the caller re-read and re-plan (`ReplayBuffer.conflicts` counts them; exported a
 `buffer/conflicts`). The rules themselves run only in Python (`rods.pool`).
 
 Why a report has no script of its own: one training step's report of 32 groups takes 1.3 ms at
-the median on this path (3.4× the 0.4 ms of the server-side report script it replaced), and the
-step's whole buffer traffic stays within its 5 ms p99 target on a quiet machine; one Redis
-serves ~850 runs at one step per second each at half a core (~1,200 with the script). Neither
-difference is one a user notices, and the script was a second copy of the rules (BENCHMARKS.md,
-"Replay buffer").
+the median on this path (3.5× the 0.4 ms of the server-side report script it replaced), and the
+step's whole buffer traffic stays within its 5 ms p99 target on a quiet machine (2.2–4.0 ms);
+one Redis serves 850–1,000 runs at one step per second each at half a core (1,200–1,350 with
+the script). Neither difference is one a user notices, and the script was a second copy of the
+rules (BENCHMARKS.md, "Replay buffer").
 
 Because the check is compare-and-set on whole records, re-sending a script whose reply was lost
 (redis-py retries commands on connection errors) cannot apply a change twice: the second attempt
