@@ -60,6 +60,7 @@ class Plan:
 
     turns: tuple[tuple[str, ...], ...]
     notes: str = ""
+    initial_config: dict[str, Any] | None = None  # the variant's own world (None: the seed's)
 
 
 @dataclass

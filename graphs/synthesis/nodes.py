@@ -146,7 +146,7 @@ def plan(state: SynthState, runtime: Runtime[SynthDeps]) -> dict[str, Any]:
         turns = tuple(tuple(t) for t in proposal.value.turns)
         return {
             "plan": Plan(turns, proposal.value.notes),
-            "initial_config": seed.initial_config,
+            "initial_config": proposal.value.initial_config or seed.initial_config,
             "outcome": "ok",
             "usage": proposal.usage,
         }

@@ -40,7 +40,7 @@ class SynthConfig(BaseModel):
     signature_tolerance: float = MATCH_TOLERANCE  # largest structural distance to the seed
     near_duplicate: float = 0.5  # shingle Jaccard at or above which two tasks are duplicates (BFCL: twins ≥ 0.86, unrelated median 0.06)
     min_turns: int = 2  # planned user turns (before augment adds its turns)
-    max_turns: int = 5
+    max_turns: int = 6
     max_calls_per_turn: int = 3
 
 
