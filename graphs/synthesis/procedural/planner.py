@@ -434,7 +434,10 @@ def propose(ctx: PlanContext) -> Plan | Failure:
     classes = tuple(c for c in ctx.classes if c in function_docs())
     if not classes:
         return Failure("func_sample_failed", "the seed has no known classes")
-    config = vary_config(ctx.seed.initial_config, list(ctx.seed.involved_classes), ctx.rng)
+    # the world's own rng mixes in the seed's id: runs of different seeds with the same rng seed
+    # (the CLI's default) must not draw the same names for their worlds
+    world_rng = random.Random(f"{ctx.seed.id}/{ctx.rng.getrandbits(64)}")
+    config = vary_config(ctx.seed.initial_config, list(ctx.seed.involved_classes), world_rng)
     try:
         template = _world_template(ctx.seed, config)
     except Exception:  # noqa: BLE001 - a varied world that does not load: plan in the seed's

@@ -133,3 +133,16 @@ def title(rng: random.Random) -> str:
 
 def figure(rng: random.Random, low: float, high: float, places: int = 2) -> float:
     return round(rng.uniform(low, high), places)
+
+
+def resolution(rng: random.Random) -> str:
+    how = ("after a restart", "by resetting the account", "with a config change", "once the vendor patched it",
+           "by reinstalling the app", "after clearing the cache", "with a manual refund", "by the network team")
+    return f"{rng.choice(('Fixed', 'Resolved', 'Sorted out', 'Handled', 'Cleared up'))} {rng.choice(how)}."
+
+
+def support_message(rng: random.Random) -> str:
+    ask = ("change my seat", "add a checked bag", "move my flight a day later", "get a receipt for",
+           "confirm the meal options on", "upgrade my seat on", "check the baggage rules for",
+           "ask about the refund policy of", "add a travel companion to", "fix the name spelling on")
+    return f"Could you help me {rng.choice(ask)} this booking? {rng.choice(('Thanks.', 'It is urgent.', 'No rush.', 'Please call me back.', ''))}".strip()

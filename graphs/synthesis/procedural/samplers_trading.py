@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from graphs.synthesis.procedural.samplers_apps import LOGINS
+from graphs.synthesis.procedural.samplers_apps import login
 from graphs.synthesis.procedural.scope import NoArgs, Scope, company_symbols, sectors
 
 _TB = "TradingBot"
@@ -26,7 +26,7 @@ def _symbol(s: Scope, ok: Any = None) -> str:
 
 
 def trading_login(s: Scope) -> dict[str, Any]:
-    user, password = s.pick(LOGINS)
+    user, password = login(s)
     return {"username": user, "password": password}
 
 

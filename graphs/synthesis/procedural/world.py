@@ -23,6 +23,11 @@ from typing import Any
 from graphs.synthesis.procedural import pools
 from graphs.synthesis.procedural.scope import CITY_ZIPCODES, sectors
 
+# The simulators' defaults for keys most seeds omit (posting_api / message_api DEFAULT_STATE):
+# written out with new names, which is what the simulator would otherwise load.
+_DEFAULT_FOLLOWING = ["alice", "bob"]
+_DEFAULT_USERS = {"Alice": "USR001", "Bob": "USR002", "Catherine": "USR003", "Daniel": "USR004"}
+
 
 def _vary_tree(node: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     """A directory's `contents` with names and file texts redrawn (shape kept)."""
@@ -40,7 +45,9 @@ def _vary_tree(node: dict[str, Any], rng: random.Random) -> dict[str, Any]:
             content = item.get("content", "")
             if rng.random() < 0.8:
                 n = max(1, min(4, content.count("\n") + 1))
-                content = "\n".join(pools.sentence(rng) for _ in range(n))
+                # a closing newline: the long-context mode appends its text right after the
+                # content, and a value read off the last line must stay a whole line there
+                content = "\n".join(pools.sentence(rng) for _ in range(n)) + "\n"
             body = {"type": "file", "content": content}
         while new in out:
             new = pools.file_name(rng) if body["type"] == "file" else pools.dir_name(rng)
@@ -76,12 +83,13 @@ def _twitter(section: dict[str, Any], rng: random.Random) -> None:
         tweet["content"] = pools.short_text(rng)
         if tweet.get("tags"):
             tweet["tags"] = pools.tags(rng)
-    if isinstance(section.get("following_list"), list):
-        section["following_list"] = [others.get(u) or pools.username(rng) for u in section["following_list"]]
+    following = section.get("following_list", _DEFAULT_FOLLOWING)
+    if isinstance(following, list):
+        section["following_list"] = [others.get(u) or pools.username(rng) for u in following]
 
 
 def _message(section: dict[str, Any], rng: random.Random) -> None:
-    users = section.get("user_map")
+    users = section.get("user_map", _DEFAULT_USERS)
     if isinstance(users, dict) and users:
         names: set[str] = set()
         renamed = {}
