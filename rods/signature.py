@@ -380,13 +380,18 @@ def signature_from_trace(
     )
 
 
-def compute_signature(task: Task, world: World | None = None) -> Signature:
-    """Execute the ground truth in a fresh world (or `world`, freshly loaded for this task and
-    mutated here) and return the task's signature. Never raises for a bad ground-truth call."""
+def execute_and_sign(task: Task, world: World | None = None) -> tuple[list[ExecutedCall], Signature]:
+    """The executed ground-truth calls (results included) and the task's signature."""
     world = world if world is not None else World.load(task)
     state = value_haystack([], world.public_state())  # walked before any call mutates it
     calls = execute_calls(task, world)
-    return signature_from_trace(task, calls, trace_arguments(task, calls, state))
+    return calls, signature_from_trace(task, calls, trace_arguments(task, calls, state))
+
+
+def compute_signature(task: Task, world: World | None = None) -> Signature:
+    """Execute the ground truth in a fresh world (or `world`, freshly loaded for this task and
+    mutated here) and return the task's signature. Never raises for a bad ground-truth call."""
+    return execute_and_sign(task, world)[1]
 
 
 # ---------------------------------------------------------------- distance
