@@ -3,6 +3,7 @@
     rods synth run --seed TASK_ID --n N [--backend procedural|llm] [--model M] [--api-base URL]
                    [--tasks FILE.jsonl] --out FILE.jsonl
     rods synth validate FILE.jsonl [--json]
+    rods synth audit VARIANTS.jsonl [--against train|FILE.jsonl] [--json]
 
 Mounted by `cli/app.py` as `app.add_typer(synth_app, name="synth")`. `graphs` is imported inside
 the commands only: `rods` never imports `graphs` at import time (ARCHITECTURE §2).
@@ -167,3 +168,57 @@ def validate(
                 console.print(f"{tid}: {', '.join(reasons)}")
     if passed < len(results):
         raise typer.Exit(1)
+
+
+def _finite(value: Any) -> Any:
+    """NaN → None, recursively (JSON has no NaN)."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+@synth_app.command("audit")
+def audit(
+    file: Annotated[Path, typer.Argument(help="BFCL-format JSONL file of variants")],
+    against: Annotated[
+        str, typer.Option("--against", help="'train' (BFCL's training split) or a JSONL task file")
+    ] = "train",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+) -> None:
+    """Compare variants with human-written tasks, per category (graphs/synthesis/audit.py)."""
+    from graphs.synthesis.audit import METRICS
+    from graphs.synthesis.audit import audit as run_audit
+    from rods.tasks import load_split
+
+    if against == "eval":
+        raise _fail("the audit compares with the training split only; the evaluation split stays unseen")
+    try:
+        variants = read_tasks(file)
+        reference = load_split("train") if against == "train" else read_tasks(Path(against))
+    except TaskFileError as e:
+        raise _fail(str(e)) from None
+    if not variants:
+        raise _fail(f"{file}: no tasks")
+    report = _finite(run_audit(variants, reference))
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    for category, a in report["categories"].items():
+        v, r = a["variants"], a["reference"]
+        table = Table(title=f"{category}: {v['n']} variants vs {r['n']} reference tasks")
+        for col in ("measure", "variants", "reference"):
+            table.add_column(col, justify="left" if col == "measure" else "right")
+        fmt = lambda x: "-" if x is None else f"{x:.3g}"  # noqa: E731
+        for m in METRICS:
+            table.add_row(m, fmt(v["metrics"][m]), fmt(r["metrics"][m]))
+        for key in ("top_opener", "top_value"):
+            table.add_row(key, f"{v[key][0]!r} {v[key][2]:.0%}", f"{r[key][0]!r} {r[key][2]:.0%}")
+        table.add_row("discriminator AUC", fmt(a["auc"]), "(0.5: same)")
+        cues = ", ".join(f"{c!r} {k}" for c, k in list(a["cue_phrases"].items())[:5])
+        table.add_row("cue phrases", f"{a['cue_variants']} variants", cues or "-")
+        table.add_row("flags", ", ".join(a["flags"]) or "none", "")
+        console.print(table)

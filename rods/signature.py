@@ -69,6 +69,7 @@ from pydantic import BaseModel, ConfigDict, NonNegativeFloat
 
 from rods.env.calls import CallSyntaxError, parse_python_call
 from rods.env.world import World
+from rods.signature_state import add_state_edges, execute_observed, state_dependency_candidates
 from rods.tasks import Signature, Task, ToolCall
 
 Source = Literal["question", "result", "state", "literal"]
@@ -357,11 +358,29 @@ def clarification_turns_of(task: Task) -> tuple[int, ...]:
     return tuple(u for u in range(1, len(gt)) if gt[u] and not gt[u - 1])
 
 
+def call_atoms(call: ToolCall) -> list[str | float]:
+    """The atoms of a call's arguments: each whole scalar, and a string's identifier tokens."""
+    out: list[str | float] = []
+    for _, leaf in argument_values(call.arguments):
+        value = _scalar_atom(leaf)
+        if value is None:
+            continue
+        out.append(value)
+        if isinstance(value, str):
+            out += [t for t in string_tokens(value) if t != value]
+    return out
+
+
 def signature_from_trace(
-    task: Task, calls: Sequence[ExecutedCall], trace: Sequence[Provenance]
+    task: Task,
+    calls: Sequence[ExecutedCall],
+    trace: Sequence[Provenance],
+    state_deps: Sequence[tuple[int, int]] = (),
 ) -> Signature:
-    """Summarise a trace into a `Signature` (pure)."""
+    """Summarise a trace (and the state dependencies, `rods.signature_state`) into a `Signature`
+    (pure). Depth, topology and cross-turn edges count both kinds of edge."""
     edges = sorted({(p.producer, p.call) for p in trace if p.producer is not None})
+    dag = sorted({*edges, *state_deps})
     turn_of = [c.turn for c in calls]
     names = {c.call.name for c in calls if c.call is not None}
     return Signature(
@@ -370,23 +389,41 @@ def signature_from_trace(
         calls_per_turn=tuple(len(g) for g in task.ground_truth),
         n_calls=len(calls),
         edges=tuple(edges),
+        state_deps=tuple(sorted(state_deps)),
         state_edges=sum(p.source == "state" for p in trace),
-        depth=dag_depth(len(calls), edges),
-        topology=topology_of(edges),
-        cross_turn_edges=sum(turn_of[i] != turn_of[j] for i, j in edges),
+        depth=dag_depth(len(calls), dag),
+        topology=topology_of(dag),
+        cross_turn_edges=sum(turn_of[i] != turn_of[j] for i, j in dag),
         holdout_turns=tuple(sorted(int(k) for k in (task.missed_function or {}))),
         clarification_turns=clarification_turns_of(task),
         empty_turns=tuple(u for u, g in enumerate(task.ground_truth) if not g),
     )
 
 
-def compute_signature(task: Task, world: World | None = None) -> Signature:
-    """Execute the ground truth in a fresh world (or `world`, freshly loaded for this task and
-    mutated here) and return the task's signature. Never raises for a bad ground-truth call."""
+def execute_and_sign(
+    task: Task, world: World | None = None, state_dependencies: bool = True
+) -> tuple[list[ExecutedCall], Signature]:
+    """The executed ground-truth calls (results included) and the task's signature; without
+    `state_dependencies` only data-flow edges form the DAG (the version-1 signature)."""
     world = world if world is not None else World.load(task)
     state = value_haystack([], world.public_state())  # walked before any call mutates it
-    calls = execute_calls(task, world)
-    return signature_from_trace(task, calls, trace_arguments(task, calls, state))
+    observed = execute_observed(task, world, normalize_text)
+    turns = [u for u, sources in enumerate(task.ground_truth) for _ in sources]
+    calls = [ExecutedCall(i, turns[i], o.call, o.result) for i, o in enumerate(observed)]
+    trace = trace_arguments(task, calls, state)
+    deps: list[tuple[int, int]] = []
+    if state_dependencies:
+        data = {(p.producer, p.call) for p in trace if p.producer is not None}
+        deps = add_state_edges(len(calls), data, state_dependency_candidates(observed, call_atoms))
+    return calls, signature_from_trace(task, calls, trace, deps)
+
+
+def compute_signature(
+    task: Task, world: World | None = None, state_dependencies: bool = True
+) -> Signature:
+    """Execute the ground truth in a fresh world (or `world`, freshly loaded for this task and
+    mutated here) and return the task's signature. Never raises for a bad ground-truth call."""
+    return execute_and_sign(task, world, state_dependencies)[1]
 
 
 # ---------------------------------------------------------------- distance

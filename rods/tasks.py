@@ -72,14 +72,15 @@ class Signature(BaseModel):
     """Structural signature of a task's ground truth (computed by `rods.signature`)."""
 
     model_config = ConfigDict(frozen=True)
-    version: int = 1
+    version: int = 2  # 2: state dependencies (`state_deps`) count in depth and topology
     classes: tuple[str, ...] = ()
     functions: tuple[str, ...] = ()  # distinct function names, sorted
     calls_per_turn: tuple[int, ...] = ()
     n_calls: int = 0
     edges: tuple[tuple[int, int], ...] = ()  # data-flow edges between call indices (flattened)
+    state_deps: tuple[tuple[int, int], ...] = ()  # state-dependency edges (cd, login, created ids)
     state_edges: int = 0  # arguments whose value came from the initial state
-    depth: int = 0  # longest path in the dependency DAG, in calls (0 = no calls)
+    depth: int = 0  # longest path in the dependency DAG (both edge kinds), in calls (0 = no calls)
     topology: str = "independent"  # chain | fan-out | fan-in | dag | independent
     cross_turn_edges: int = 0
     holdout_turns: tuple[int, ...] = ()  # miss_func: turns that reveal a held-out function
