@@ -47,7 +47,15 @@ from graphs.synthesis.procedural.flow import Flow
 from graphs.synthesis.procedural.samplers import sample_arguments
 from graphs.synthesis.procedural.world import vary_config
 from rods.env.world import World, WorldTemplate
-from rods.signature import STRUCTURE_WEIGHTS, dag_depth, signature_distance, topology_of
+from rods.signature import (
+    STRUCTURE_WEIGHTS,
+    call_atoms,
+    dag_depth,
+    normalize_text,
+    signature_distance,
+    topology_of,
+)
+from rods.signature_state import add_state_edges, execute_observed, state_dependency_candidates
 from rods.tasks import Signature, Task, ToolCall, function_docs
 
 MIN_TURNS, MAX_TURNS, MAX_CALLS = 2, 6, 3
@@ -163,21 +171,46 @@ def flow_edges(calls: list[tuple[ToolCall, str]]) -> list[tuple[int, int]]:
     return sorted(tracker.edges)
 
 
+def state_deps(
+    template: WorldTemplate, classes: tuple[str, ...], turns: list[list[tuple[ToolCall, str]]],
+    flow: list[tuple[int, int]],
+) -> list[tuple[int, int]]:
+    """The walk's state dependencies (a `cd` before relative names, a login, a created id), as
+    `rods.signature` finds them: the walk replayed on a fresh copy of its world."""
+    shell = Task(
+        id="multi_turn_base_predict",
+        question=[[] for _ in turns],
+        initial_config={},
+        involved_classes=list(classes),
+        ground_truth=[[c.to_python() for c, _ in t] for t in turns],
+    )
+    observed = execute_observed(shell, template.fresh(), normalize_text)
+    n = sum(len(t) for t in turns)
+    return add_state_edges(n, flow, state_dependency_candidates(observed, call_atoms))
+
+
 def predict_signature(
-    classes: tuple[str, ...], turns: list[list[tuple[ToolCall, str]]]
+    classes: tuple[str, ...],
+    turns: list[list[tuple[ToolCall, str]]],
+    template: WorldTemplate | None = None,
 ) -> Signature:
+    """The signature the written task will have: data flow where a value flowed (`flow_edges`),
+    plus the state dependencies when the walk's world (`template`) is given."""
     flat = [c for t in turns for c in t]
     turn_of = [u for u, t in enumerate(turns) for _ in t]
     edges = flow_edges(flat)
+    deps = state_deps(template, classes, turns, edges) if template is not None else []
+    dag = sorted({*edges, *deps})
     return Signature(
         classes=tuple(sorted(classes)),
         functions=tuple(sorted({c.name for c, _ in flat})),
         calls_per_turn=tuple(len(t) for t in turns),
         n_calls=len(flat),
         edges=tuple(edges),
-        depth=dag_depth(len(flat), edges),
-        topology=topology_of(edges),
-        cross_turn_edges=sum(turn_of[i] != turn_of[j] for i, j in edges),
+        state_deps=tuple(deps),
+        depth=dag_depth(len(flat), dag),
+        topology=topology_of(dag),
+        cross_turn_edges=sum(turn_of[i] != turn_of[j] for i, j in dag),
     )
 
 
@@ -465,7 +498,7 @@ def propose(ctx: PlanContext) -> Plan | Failure:
         )
         if turns is None:
             continue
-        predicted = predict_signature(tuple(ctx.seed.involved_classes), turns)
+        predicted = predict_signature(tuple(ctx.seed.involved_classes), turns, template)
         candidate = Walk(turns, predicted, signature_distance(predicted, sig, STRUCTURE_WEIGHTS))
         score = candidate.distance
         if score >= best_score:

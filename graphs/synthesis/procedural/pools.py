@@ -48,7 +48,7 @@ _VERB = (
     "questioned|updated|shipped|reviewed|priced|drafted|cancelled|confirmed|reworked|"
     "paused|summarised|double-checked"
 ).split("|")
-_OBJ = (
+OBJ = (
     "the spring order|the venue booking|the payroll batch|the server migration|the logo refresh|"
     "the safety audit|the grant application|the stock count|the website copy|the training plan|"
     "the lease renewal|the sample shipment|the beta release|the insurance claim|the price list|"
@@ -109,7 +109,7 @@ def dir_name(rng: random.Random) -> str:
 
 
 def sentence(rng: random.Random) -> str:
-    return f"{rng.choice(_SUBJ)} {rng.choice(_VERB)} {rng.choice(_OBJ)} {rng.choice(_WHEN)}."
+    return f"{rng.choice(_SUBJ)} {rng.choice(_VERB)} {rng.choice(OBJ)} {rng.choice(_WHEN)}."
 
 
 def short_text(rng: random.Random) -> str:
@@ -118,8 +118,8 @@ def short_text(rng: random.Random) -> str:
     if r < 0.4:
         return sentence(rng)
     if r < 0.7:
-        return f"Thoughts on {rng.choice(_TOPIC)}: {rng.choice(_VERB)} {rng.choice(_OBJ)} {rng.choice(_WHEN)}."
-    return f"Reminder: {rng.choice(_OBJ)} is {rng.choice(('due', 'done', 'late', 'on hold', 'moving'))} {rng.choice(_WHEN)}."
+        return f"Thoughts on {rng.choice(_TOPIC)}: {rng.choice(_VERB)} {rng.choice(OBJ)} {rng.choice(_WHEN)}."
+    return f"Reminder: {rng.choice(OBJ)} is {rng.choice(('due', 'done', 'late', 'on hold', 'moving'))} {rng.choice(_WHEN)}."
 
 
 def tags(rng: random.Random) -> list[str]:
@@ -128,7 +128,7 @@ def tags(rng: random.Random) -> list[str]:
 
 
 def title(rng: random.Random) -> str:
-    return f"{rng.choice(_OBJ).removeprefix('the ').capitalize()} {rng.choice(('issue', 'problem', 'request', 'question', 'error', 'delay'))}"
+    return f"{rng.choice(OBJ).removeprefix('the ').capitalize()} {rng.choice(('issue', 'problem', 'request', 'question', 'error', 'delay'))}"
 
 
 def figure(rng: random.Random, low: float, high: float, places: int = 2) -> float:

@@ -21,19 +21,25 @@ source (`render.py`): that is what makes a variant's data flow, and it is unchan
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 
 from graphs.synthesis.procedural.flow import Flow
 from graphs.synthesis.procedural.phrasing import EXTRA
 from graphs.synthesis.procedural.render import Args
+from graphs.synthesis.procedural.story import Story
 from graphs.synthesis.procedural.templates import TEMPLATES
-from rods.tasks import ToolCall
+from rods.tasks import ToolCall, function_docs
 
 _ASIDE_RE = re.compile(r" \(my access token is '[^']*'\)")
 
 # Openers of a conversation's first turn (most turns have none: P_OPENER).
 P_OPENER_FIRST, P_OPENER_LATER = 0.3, 0.3
+# A context sentence from the variant's story (`story.py`) before the request: BFCL's users
+# explain themselves in most first turns and in many later ones; a later turn without one may
+# still link back to the previous turn.
+P_CONTEXT_FIRST, P_CONTEXT_LATER, P_LINK = 0.8, 0.45, 0.25
 _FIRST_OPENERS = (
     "Hi.", "Hey.", "Morning.", "Quick favour.", "Okay, so.", "Right.", "Hello!",
     "I've got a few things to sort out.", "Let's get started.", "Busy day here.",
@@ -190,7 +196,7 @@ def _kind(text: str) -> str:
     return "i"
 
 
-def _frame(clauses: list[str], first: bool, rng: random.Random) -> str:
+def _frame(clauses: list[str], first: bool, rng: random.Random, opener: bool = True) -> str:
     """One turn's text from its clauses: maybe an opener, a frame, varied joins."""
     sentences: list[str] = []
     current, terminal, joinable = "", ".", False
@@ -220,12 +226,22 @@ def _frame(clauses: list[str], first: bool, rng: random.Random) -> str:
             current = lead + _low(text) if lead else _cap(text)
     sentences.append(_cap(current) + terminal)
     body = " ".join(sentences)
-    if rng.random() < (P_OPENER_FIRST if first else P_OPENER_LATER):
+    if opener and rng.random() < (P_OPENER_FIRST if first else P_OPENER_LATER):
         opener = rng.choice(_FIRST_OPENERS if first else _LATER_OPENERS)
         if opener.endswith((",", ":")) or opener == "Oh, and":
             return f"{opener} {_low(body)}"
         return f"{opener} {body}"
     return body
+
+
+@functools.cache
+def _owners() -> dict[str, str]:
+    return {d["name"]: cls for cls, docs in function_docs().items() for d in docs}
+
+
+def _turn_class(calls: tuple[ToolCall, ...]) -> str:
+    names = [_owners().get(c.name, "") for c in calls]
+    return max(set(names), key=names.count) if names else ""
 
 
 def write_queries(
@@ -235,8 +251,19 @@ def write_queries(
 ) -> list[str]:
     """One user turn per executed turn (raises KeyError for a function without a template)."""
     flow = Flow([])
+    story = Story(rng)
     out = []
     for u, (calls, results) in enumerate(zip(calls_per_turn, results_per_turn, strict=True)):
         clauses = _turn_clauses(calls, results, flow, rng) if calls else []
-        out.append(_frame(clauses, u == 0, rng) if clauses else "")
+        if not clauses:
+            out.append("")
+            continue
+        context = ""
+        if rng.random() < (P_CONTEXT_FIRST if u == 0 else P_CONTEXT_LATER):
+            context = story.context(_turn_class(calls))
+        body = _frame(clauses, u == 0, rng, opener=not context)
+        if u and not context and rng.random() < P_LINK:
+            link = story.link()
+            body = f"{link} {_low(body) if link.endswith(',') else body}"
+        out.append(f"{context} {body}" if context else body)
     return out
