@@ -138,6 +138,10 @@ _WITHHELD: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     **dict.fromkeys(("symbol", "stock"), (("a stock", "one company's stock"), "stock")),
     "sector": (("one sector", "an industry"), "sector"),
+    "password": (("my password",), "password"),
+    "title": (("a title",), "title"),
+    "description": (("some details",), "description"),
+    "resolution": (("a short note",), "resolution note"),
     **dict.fromkeys(("location", "city", "cityA", "cityB"), (("a city", "one city"), "city")),
     "travel_to": (("a destination", "somewhere"), "destination"),
     "travel_date": (("a certain date", "one day"), "date"),
@@ -155,6 +159,9 @@ _SUPPLY = (
     "The {noun} is {v}.", "It's {v}.", "Use {v}.", "Oh, the {noun} should be {v}.",
     "Sorry, I meant {v}.", "{V}, please.", "Go with {v}.", "I forgot to say: the {noun} is {v}.",
     "That would be {v}.", "Make it {v}.", "The {noun}? {V}.", "{V} is the one.", "Right, {v}.",
+    "{V}.", "Should be {v}.", "My bad, {v}.", "Ah, {v}.", "Take {v}.", "I mean {v}.",
+    "{V} — that's the {noun}.", "Let's say {v}.", "Pick {v}.", "Oops, {v}.", "Yes, {v}.",
+    "Set the {noun} to {v}.", "Oh right, it's {v}.", "Go for {v}.", "We want {v}.",
 )  # fmt: skip
 
 

@@ -311,15 +311,19 @@ def test_templates_never_name_a_function_or_parameter(cls: str):
 # ---------------------------------------------------------------- end to end and determinism
 
 
-def run_variant(task: Task, seed: int) -> tuple[list[list[ToolCall]], list[str], str | None]:
-    """plan → arguments → execute → queries, as the graph does it (without retries or patches)."""
+def run_variant(
+    task: Task, seed: int
+) -> tuple[list[list[ToolCall]], list[str], str | None, dict[str, Any]]:
+    """plan → arguments → execute → queries, as the graph does it (without retries or patches),
+    in the plan's own world; the last item is that world's initial config."""
     backend = ProceduralBackend()
     rng = random.Random(seed)
     ctx = PlanContext(task, compute_signature(task), tuple(task.involved_classes), 0, rng)
     plan = backend.plan(ctx)
     if plan.failure is not None:
-        return [], [], f"plan: {plan.failure.code}"
-    world = World.load(task)
+        return [], [], f"plan: {plan.failure.code}", task.initial_config
+    config = plan.value.initial_config or task.initial_config
+    world = World.load(task.model_copy(update={"initial_config": config}))
     earlier: list[tuple[ToolCall, str]] = []
     calls_per_turn, results_per_turn = [], []
     for u, turn in enumerate(plan.value.turns):
@@ -329,11 +333,11 @@ def run_variant(task: Task, seed: int) -> tuple[list[list[ToolCall]], list[str],
                 ArgContext(function, _docs()[function], world, list(earlier), u, rng)
             )
             if proposal.failure is not None:
-                return calls_per_turn, [], f"arguments of {function}: {proposal.failure.detail}"
+                return calls_per_turn, [], f"arguments of {function}: {proposal.failure.detail}", config
             call = ToolCall(name=function, arguments=proposal.value)
             text = world.execute(call).text
             if error_message(text) is not None:
-                return calls_per_turn, [], f"{call.to_python()} -> {text[:120]}"
+                return calls_per_turn, [], f"{call.to_python()} -> {text[:120]}", config
             earlier.append((call, text))
             calls.append(call)
             results.append(text)
@@ -343,13 +347,13 @@ def run_variant(task: Task, seed: int) -> tuple[list[list[ToolCall]], list[str],
         task,
         tuple(tuple(c) for c in calls_per_turn),
         tuple(results_per_turn),
-        task.initial_config,
+        config,
         rng,
     )
     queries = backend.queries(qctx)
     if queries.failure is not None:
-        return calls_per_turn, [], f"queries: {queries.failure.code}"
-    return calls_per_turn, queries.value, None
+        return calls_per_turn, [], f"queries: {queries.failure.code}", config
+    return calls_per_turn, queries.value, None, config
 
 
 def _e2e_seeds() -> list[Task]:
@@ -373,7 +377,7 @@ def test_end_to_end_variants_execute_and_pass_the_query_gates():
     assert {c for t in seeds for c in t.involved_classes} == set(CLASSES)
     problems = []
     for i, task in enumerate(seeds):
-        calls, queries, problem = run_variant(task, i)
+        calls, queries, problem, _ = run_variant(task, i)
         if problem is None:
             funcs, params = gates.task_functions(task)
             bad = [r for q in queries for r in gates.check_query_text(q, funcs, params)]
@@ -389,19 +393,19 @@ def test_predicted_edges_match_the_written_task():
     """The planner's predicted data flow is what the final task's signature finds."""
     agree = total = 0
     for i, task in enumerate(_e2e_seeds()[:20]):
-        calls, queries, problem = run_variant(task, 100 + i)
+        calls, queries, problem, config = run_variant(task, 100 + i)
         if problem is not None:
             continue
         shell = Task(
             id="multi_turn_base_check",
             question=[[Message(role="user", content=q)] for q in queries],
-            initial_config=task.initial_config,
+            initial_config=config,
             involved_classes=task.involved_classes,
             ground_truth=[[c.to_python() for c in turn] for turn in calls],
         )
         world = World.load(shell)
         executed = [[(c, world.execute(c).text) for c in turn] for turn in calls]
-        predicted = predict_signature(tuple(task.involved_classes), executed)
+        predicted = predict_signature(tuple(task.involved_classes), executed, WorldTemplate(shell))
         actual = compute_signature(shell)
         total += 1
         agree += (predicted.topology, predicted.depth) == (actual.topology, actual.depth)
@@ -419,11 +423,11 @@ def test_same_rng_seed_gives_the_same_variant():
 
 def test_user_supplied_values_appear_in_the_turn_and_flowed_ids_do_not():
     for i, task in enumerate(_e2e_seeds()[::5]):
-        calls, queries, problem = run_variant(task, 200 + i)
+        calls, queries, problem, config = run_variant(task, 200 + i)
         if problem is not None:
             continue
         earlier: list[tuple[ToolCall, str]] = []
-        world = World.load(task)
+        world = World.load(task.model_copy(update={"initial_config": config}))
         for turn, query in zip(calls, queries, strict=True):
             for call in turn:
                 flow = Flow(earlier)

@@ -31,53 +31,76 @@ _CONTEXT: dict[str, tuple[str, ...]] = {
         "I'm {d} my {a} files for {p}.",
         "With {p} coming up, my {a} folders need attention {w}.",
         "I've been {d} the documents from {p} and I'm {f}.",
-        "My workspace is a mess after {p}, so I'm {d} it {w}.",
+        "My workspace is a mess after {p}, so I'm {d} things {w}.",
         "There are a few files from {p} I have to deal with {w}.",
+        "Everything for {p} lives in my {a} directory.",
+        "Part of {p} means {d} old {a} documents.",
+        "Nobody has touched the {a} files since {p}.",
     ),
     "TwitterAPI": (
         "I want my followers to hear about {p} {w}.",
         "My feed has been quiet since {p}, and I'd like to change that.",
         "People online keep asking about {p}.",
-        "I'm {f}, but I still want to keep my social account active around {p}.",
+        "Being {f}, I still want my social account active around {p}.",
+        "Social media is where I share news on {p}.",
+        "Since {p}, my account could use some activity.",
     ),
     "MessageAPI": (
         "I have to keep my colleagues in the loop about {p}.",
         "A few people are waiting to hear from me about {p}.",
-        "I'm {f} and need to get some messages out about {p} {w}.",
+        "Being {f}, I need to get some messages out about {p} {w}.",
+        "Some colleagues still don't know about {p}.",
+        "Messages about {p} have piled up.",
     ),
     "TicketAPI": (
         "Something went wrong with {p} and support should know about it.",
         "I've hit a snag with {p} that needs a ticket.",
         "The support desk is handling a problem tied to {p}.",
+        "Support tickets about {p} need some care {w}.",
+        "A problem with {p} came up {w}.",
     ),
     "TradingBot": (
         "I'm rethinking my investments {w} because of {p}.",
         "The market has been jumpy, and with {p} I'm {f}.",
-        "I'd like to tidy up my portfolio {w}.",
+        "Tidying up my portfolio {w} is overdue.",
         "After {p} I have some cash to put to work.",
+        "My broker account needs attention {w}.",
+        "Stocks have been on my mind since {p}.",
     ),
     "TravelAPI": (
         "I'm planning travel around {p}.",
         "There's a trip tied to {p}, and I'm {f}.",
         "My travel plans for {p} need sorting {w}.",
-        "I have to get my bookings in order {w}.",
+        "Bookings for {p} have to be in order {w}.",
+        "A work trip for {p} is coming up.",
+        "Travel for {p} is next on my list.",
     ),
     "VehicleControlAPI": (
         "I'm about to drive out for {p}.",
         "The car needs to be ready {w}; it's for {p}.",
         "I've got a long drive ahead because of {p}.",
         "Before heading out {w}, I want the car in good shape.",
+        "A road trip for {p} starts soon.",
+        "Driving to {p} is on the plan {w}.",
     ),
     "MathAPI": (
         "I need a few numbers for {p}.",
         "I'm working out some figures for {p} {w}.",
         "Some quick arithmetic would help with {p}.",
+        "Figures for {p} still need checking.",
     ),
 }
+# Lead-ins before a context sentence (half of them have none).
+_LEADS = (
+    "So, ", "Okay, so ", "Honestly, ", "Right now ", "This week ", "Well, ", "Also, ",
+    "For context, ", "Today ", "Basically, ", "Meanwhile ", "Lately ", "Anyway, ", "Frankly, ",
+)  # fmt: skip
+# Links back to the previous turn: one word, so the turn's first words still come from its
+# request ("Good, now …", "Thanks. Delete …").
 _LINKS = (
-    "Now that that's done,", "With that sorted,", "Building on that,", "Following on from that,",
-    "Good, that helps.", "That's one thing off the list.", "Okay, with that in hand,",
-    "Since we have that now,", "Based on what you found,", "Next part of the plan:",
+    "Good,", "Great,", "Nice,", "Okay,", "Perfect,", "Thanks,", "Cool,", "Alright,", "Right,",
+    "Excellent,", "Lovely,", "Fine,", "So,", "Then,", "Now,", "Next,", "Super,", "Brilliant,",
+    "Wonderful,", "Sweet,",
 )  # fmt: skip
 
 
@@ -97,6 +120,9 @@ class Story:
         text = r.choice(shapes).format(
             p=self.project, d=r.choice(_DOING), a=r.choice(_AREA), w=r.choice(_WHEN), f=r.choice(_FEEL)
         )
+        if r.random() < 0.5:
+            lead = r.choice(_LEADS)
+            text = lead + (text if text[:2] in ("I'", "I ") else text[:1].lower() + text[1:])
         return text[:1].upper() + text[1:]
 
     def link(self) -> str:

@@ -204,6 +204,8 @@ def _vehicle(section: dict[str, Any], rng: random.Random) -> None:
         section["destination"] = rng.choice(list(CITY_ZIPCODES))
 
 
+# Classes whose simulator draws ids from `random.Random(scenario["random_seed"])`.
+_SEEDED = frozenset({"MessageAPI", "TradingBot", "TravelAPI", "VehicleControlAPI"})
 _VARY = {
     "GorillaFileSystem": _fs,
     "TwitterAPI": _twitter,
@@ -219,6 +221,8 @@ def vary_config(config: dict[str, Any], classes: list[str], rng: random.Random) 
     """A copy of `config` with every involved class's values redrawn (see the module docstring)."""
     out = copy.deepcopy(config)
     for cls in classes:
+        if cls in _SEEDED:  # the simulator's own generator (booking, order, message ids)
+            out.setdefault(cls, {})["random_seed"] = rng.randrange(10**5, 10**7)
         fn = _VARY.get(cls)
         section = out.get(cls)
         if fn is not None and isinstance(section, dict):

@@ -57,14 +57,10 @@ _LATER_OPENERS = (
 )  # fmt: skip
 # Frames of a turn's first clause: (prefix, terminal). Lower-case clause follows the prefix.
 _FRAMES = (
-    ("", "."), ("", "."), ("", "."), ("", "."), ("", "."), ("", "."), ("", "."),
-    ("Please ", "."), ("Can you ", "?"), ("Could you ", "?"), ("I need you to ", "."),
-    ("I want you to ", "."), ("Go ahead and ", "."), ("Would you ", "?"),
-    ("Can you please ", "?"), ("Now ", "."), ("Kindly ", "."), ("Just ", "."),
-    ("Could you please ", "?"), ("Would you please ", "?"), ("I'd appreciate it if you'd ", "."),
-    ("Try to ", "."), ("See if you can ", "."), ("Make sure to ", "."), ("Be sure to ", "."),
-    ("Do me a favour and ", "."), ("Can I get you to ", "?"), ("I'd like you to ", "."),
-    ("If you could, ", "."), ("Remember to ", "."),
+    ("", "."), ("", "."), ("", "."), ("", "."), ("", "."), ("", "."),
+    ("Please ", "."), ("Can you ", "?"), ("Could you ", "?"), ("Now ", "."), ("Kindly ", "."),
+    ("Just ", "."), ("Would you ", "?"), ("Next ", "."), ("Also ", "."), ("Then ", "."),
+    ("Quickly ", "."), ("Pls ", "."), ("Try to ", "."), ("First ", "."), ("Kindly ", "."),
 )  # fmt: skip
 # Joins between clauses of one turn: (text, starts a new sentence).
 _JOINS = (
@@ -261,9 +257,13 @@ def write_queries(
         context = ""
         if rng.random() < (P_CONTEXT_FIRST if u == 0 else P_CONTEXT_LATER):
             context = story.context(_turn_class(calls))
-        body = _frame(clauses, u == 0, rng, opener=not context)
-        if u and not context and rng.random() < P_LINK:
+        # the context before the request (most first turns) or after it (most later ones)
+        before = bool(context) and rng.random() < (0.6 if u == 0 else 0.3)
+        body = _frame(clauses, u == 0, rng, opener=not before)
+        if u and not before and rng.random() < P_LINK:
             link = story.link()
             body = f"{link} {_low(body) if link.endswith(',') else body}"
-        out.append(f"{context} {body}" if context else body)
+        if context:
+            body = f"{context} {body}" if before else f"{body} {context}"
+        out.append(body)
     return out
