@@ -45,17 +45,10 @@ from graphs.synthesis.procedural.apigraph import (
 )
 from graphs.synthesis.procedural.flow import Flow
 from graphs.synthesis.procedural.samplers import sample_arguments
+from graphs.synthesis.procedural.statedeps import predict_state_deps
 from graphs.synthesis.procedural.world import vary_config
 from rods.env.world import World, WorldTemplate
-from rods.signature import (
-    STRUCTURE_WEIGHTS,
-    call_atoms,
-    dag_depth,
-    normalize_text,
-    signature_distance,
-    topology_of,
-)
-from rods.signature_state import add_state_edges, execute_observed, state_dependency_candidates
+from rods.signature import STRUCTURE_WEIGHTS, dag_depth, signature_distance, topology_of
 from rods.tasks import Signature, Task, ToolCall, function_docs
 
 MIN_TURNS, MAX_TURNS, MAX_CALLS = 2, 6, 3
@@ -73,8 +66,9 @@ LONG_READERS = frozenset(
     }
 )  # fmt: skip
 LONG_CLASSES = frozenset({"GorillaFileSystem", "TradingBot", "TravelAPI", "VehicleControlAPI"})
-N_CANDIDATES = 40  # at most this many walks per plan() call; the closest to the seed wins
-GOOD_ENOUGH = 0.08  # stop walking once a candidate is this close (the gate's tolerance is 0.15)
+N_CANDIDATES = 24  # at most this many walks per plan() call; the closest to the seed wins
+GOOD_ENOUGH = 0.1  # stop walking once a candidate is this close (the gate's tolerance is 0.15)
+EARLY, CLOSE_ENOUGH = 8, 0.12  # after this many walks, stop at a candidate this close
 _TRIES_PER_SLOT = 8  # functions tried for one slot before the turn is closed short
 
 
@@ -172,34 +166,29 @@ def flow_edges(calls: list[tuple[ToolCall, str]]) -> list[tuple[int, int]]:
 
 
 def state_deps(
-    template: WorldTemplate, classes: tuple[str, ...], turns: list[list[tuple[ToolCall, str]]],
+    template: WorldTemplate,
+    turns: list[list[tuple[ToolCall, str]]],
     flow: list[tuple[int, int]],
+    initial: dict[str, Any] | None = None,
 ) -> list[tuple[int, int]]:
     """The walk's state dependencies (a `cd` before relative names, a login, a created id), as
-    `rods.signature` finds them: the walk replayed on a fresh copy of its world."""
-    shell = Task(
-        id="multi_turn_base_predict",
-        question=[[] for _ in turns],
-        initial_config={},
-        involved_classes=list(classes),
-        ground_truth=[[c.to_python() for c, _ in t] for t in turns],
-    )
-    observed = execute_observed(shell, template.fresh(), normalize_text)
-    n = sum(len(t) for t in turns)
-    return add_state_edges(n, flow, state_dependency_candidates(observed, call_atoms))
+    `rods.signature` finds them: the walk replayed on a fresh copy of its world (`initial`:
+    the world's state atoms, shared by the walks of one plan)."""
+    return predict_state_deps(template.fresh(), [c for t in turns for c, _ in t], flow, initial)
 
 
 def predict_signature(
     classes: tuple[str, ...],
     turns: list[list[tuple[ToolCall, str]]],
     template: WorldTemplate | None = None,
+    initial: dict[str, Any] | None = None,
 ) -> Signature:
     """The signature the written task will have: data flow where a value flowed (`flow_edges`),
     plus the state dependencies when the walk's world (`template`) is given."""
     flat = [c for t in turns for c in t]
     turn_of = [u for u, t in enumerate(turns) for _ in t]
     edges = flow_edges(flat)
-    deps = state_deps(template, classes, turns, edges) if template is not None else []
+    deps = state_deps(template, turns, edges, initial) if template is not None else []
     dag = sorted({*edges, *deps})
     return Signature(
         classes=tuple(sorted(classes)),
@@ -486,6 +475,7 @@ def propose(ctx: PlanContext) -> Plan | Failure:
     path = seed_turn_classes(ctx.seed, classes)
     best: Walk | None = None
     best_score = float("inf")
+    initial: dict[str, Any] = {}  # the world's state atoms, computed once for all walks
     for k in range(N_CANDIDATES):
         turns = walk(
             template,
@@ -498,7 +488,7 @@ def propose(ctx: PlanContext) -> Plan | Failure:
         )
         if turns is None:
             continue
-        predicted = predict_signature(tuple(ctx.seed.involved_classes), turns, template)
+        predicted = predict_signature(tuple(ctx.seed.involved_classes), turns, template, initial)
         candidate = Walk(turns, predicted, signature_distance(predicted, sig, STRUCTURE_WEIGHTS))
         score = candidate.distance
         if score >= best_score:
@@ -508,7 +498,7 @@ def propose(ctx: PlanContext) -> Plan | Failure:
             if score >= best_score:
                 continue
         best, best_score = candidate, score
-        if best_score <= GOOD_ENOUGH:
+        if best_score <= GOOD_ENOUGH or (k >= EARLY and best_score <= CLOSE_ENOUGH):
             break
     if best is None:
         return Failure(

@@ -88,7 +88,7 @@ def cd(s: Scope) -> dict[str, Any]:
             return sum(isinstance(i, File) for i in _cwd(s).contents[d].contents.values())  # type: ignore[union-attr]
 
         rich = sorted(dirs, key=lambda d: -files_in(d))
-        return {"folder": rich[0] if s.chance(0.6) else s.pick(dirs)}
+        return {"folder": rich[0] if s.chance(0.85) else s.pick(dirs)}
     if _cwd(s).parent is not None:
         return {"folder": ".."}
     raise NoArgs("no folder to enter")

@@ -110,14 +110,17 @@ class Story:
     def __init__(self, rng: random.Random):
         self.project = rng.choice(pools.OBJ)
         self.rng = rng
+        self.told: set[str] = set()  # context shapes already used: a story does not repeat itself
 
     def context(self, cls: str) -> str:
         """A sentence about this turn's app in terms of the story ('' for an unknown class)."""
-        shapes = _CONTEXT.get(cls)
+        shapes = [s for s in _CONTEXT.get(cls, ()) if s not in self.told]
         if not shapes:
             return ""
         r = self.rng
-        text = r.choice(shapes).format(
+        shape = r.choice(shapes)
+        self.told.add(shape)
+        text = shape.format(
             p=self.project, d=r.choice(_DOING), a=r.choice(_AREA), w=r.choice(_WHEN), f=r.choice(_FEEL)
         )
         if r.random() < 0.5:

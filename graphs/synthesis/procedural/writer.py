@@ -184,7 +184,8 @@ _LEADS = ("", "", "Also, ", "And ", "Then ", "Oh, and ", "Next: ", "After that, 
 
 def _kind(text: str) -> str:
     """'q' a question clause, 's' a statement, 'i' an imperative (the templates' default)."""
-    word = text.split(" ", 1)[0].lower()
+    first = re.match(r"[a-z]+", text.lower())
+    word = first.group(0) if first else ""
     if word in _QUESTION_WORDS:
         return "q"
     if word in _STATEMENT_WORDS or text[:1] in "'\"" or text[:1].isdigit():
@@ -259,8 +260,9 @@ def write_queries(
             context = story.context(_turn_class(calls))
         # the context before the request (most first turns) or after it (most later ones)
         before = bool(context) and rng.random() < (0.6 if u == 0 else 0.3)
-        body = _frame(clauses, u == 0, rng, opener=not before)
-        if u and not before and rng.random() < P_LINK:
+        linked = u > 0 and not before and rng.random() < P_LINK
+        body = _frame(clauses, u == 0, rng, opener=not (before or linked))
+        if linked:
             link = story.link()
             body = f"{link} {_low(body) if link.endswith(',') else body}"
         if context:
