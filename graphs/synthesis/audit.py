@@ -8,7 +8,9 @@ both sides:
 - turns: user turns per task; calls per turn: ground-truth calls per turn with calls;
 - depth: dependency depth of the signature (`rods.signature`, data flow and state);
 - clauses per call: clauses of a user turn / its ground-truth calls, mean over the task's
-  turns with calls and text (the clause rule: `audit_text` module docstring);
+  turns with calls and text. Clauses: quoted spans replaced by one word, then pieces split on
+  sentence ends (`.!?` before white space or the end), `;` and the joins of `audit_text.JOINS`
+  (", then", "and then", "after that", …) that hold a letter or digit (`audit_text` docstring);
 - query chars: characters per non-empty user turn;
 - distinct-2: distinct word bigrams / bigrams over the user turns of an equal number of tasks
   on both sides (the first min(n_variants, n_reference) tasks after a fixed shuffle), since the
@@ -19,13 +21,16 @@ both sides:
 - cue phrases: mined 3-grams frequent in the variants and absent from the human turns, plus
   known cues (`audit_text.mine_cue_phrases`), and the variants carrying any of them;
 - longest result: the longest tool result on the executed ground-truth path, median over tasks
-  (BFCL's long_context tasks read long results);
+  (BFCL's long_context tasks read long results); long gain: for long_context tasks, the share
+  whose longest result beats the same task's in the normal world by more than 200 characters
+  (`gates.check_final_long_context`; BFCL's training seeds: 85 %);
 - AUC: the naive Bayes discriminator's cross-validated AUC, variants vs human tasks (0.5:
   indistinguishable).
 
 Flags name the bars a category misses: `auc` (> 0.75), `clauses_per_call` (mean more than
 15 % from the reference's), `opener` / `value` (top share > 5 %), `cue_phrases` (any),
-`long_results` (long_context variants' median longest result under half the reference's).
+`long_results` (long_context variants' median longest result under half the reference's, or
+a long-gain share more than 15 points under the reference's).
 Ground truth is executed in fresh simulators (`World`), never `exec`ed.
 """
 
@@ -39,6 +44,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from graphs.synthesis import audit_text as text
+from graphs.synthesis.gates import check_final_long_context
 from rods.env.calls import CallSyntaxError, parse_python_call
 from rods.signature import execute_and_sign
 from rods.tasks import CATEGORIES, Task, scenario_index
@@ -54,6 +60,7 @@ METRICS: tuple[str, ...] = (
     "query_chars",
     "distinct_2",
     "longest_result",
+    "long_gain",
 )
 
 
@@ -70,6 +77,7 @@ class TaskFacts:
     clauses_per_call: float  # NaN when no turn has both text and calls
     query_chars: float
     longest_result: int
+    long_gain: float  # long_context: 1.0 if the longest result beats the base world's by > 200
     openers: frozenset[str]
     values: frozenset[str]
 
@@ -131,6 +139,7 @@ def task_facts(task: Task) -> TaskFacts:
         clauses_per_call=statistics.fmean(ratios) if ratios else math.nan,
         query_chars=statistics.fmean(len(t) for t in said) if said else 0.0,
         longest_result=max((len(c.result) for c in calls), default=0),
+        long_gain=float(not check_final_long_context(task)) if task.long_context else math.nan,
         openers=frozenset(o for o in (text.opener(t) for t in said) if o),
         values=ground_truth_values(task),
     )
@@ -176,6 +185,7 @@ def _side(facts: Sequence[TaskFacts], sample: Sequence[TaskFacts]) -> Side:
             "query_chars": _mean(f.query_chars for f in facts),
             "distinct_2": text.distinct_ratio(t for f in sample for t in f.turns),
             "longest_result": float(statistics.median(f.longest_result for f in facts)) if facts else math.nan,
+            "long_gain": _mean(f.long_gain for f in facts),
         },
         top_opener=text.top_share([f.openers for f in facts]),
         top_value=text.top_share([f.values for f in facts]),
@@ -196,7 +206,9 @@ def _flags(category: str, v: Side, r: Side, auc: float, cue_variants: int) -> li
     if cue_variants:
         flags.append("cue_phrases")
     lv, lr = v.metrics["longest_result"], r.metrics["longest_result"]
-    if category == "long_context" and not math.isnan(lv) and lv < 0.5 * lr:
+    gv, gr = v.metrics["long_gain"], r.metrics["long_gain"]
+    short = not math.isnan(lv) and lv < 0.5 * lr
+    if category == "long_context" and (short or (not math.isnan(gv) and gv < gr - 0.15)):
         flags.append("long_results")
     return flags
 

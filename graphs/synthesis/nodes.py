@@ -415,7 +415,8 @@ def repair(state: SynthState, runtime: Runtime[SynthDeps]) -> dict[str, Any]:
 
 @guarded("augment")
 def augment(state: SynthState, runtime: Runtime[SynthDeps]) -> dict[str, Any]:
-    """Into the seed's category; the gates run again on the final task."""
+    """Into the seed's category; the gates and the category's check (`gates.check_final`) run
+    again on the final task before it is accepted."""
     deps = runtime.context
     seed = state["seed"]
     category = seed.category
@@ -426,6 +427,7 @@ def augment(state: SynthState, runtime: Runtime[SynthDeps]) -> dict[str, Any]:
     body.pop("rods", None)
     task = Task.model_validate({"id": synthetic_id(category, body), **body})
     reasons, signature = _gate(task, state, deps, DEFAULT_WEIGHTS)
+    reasons = sorted({*reasons, *gates.check_final(task, deps.cache)})  # the category's check
     if reasons:
         return {"outcome": "failed", "rejections": dict.fromkeys(reasons, 1)}
     lineage = seed.rods or RodsMeta(origin="seed")
