@@ -16,9 +16,8 @@ The transformations copy what BFCL's own categories do to a base conversation (r
   ("The file is 'x.txt'.", "Use 'x.txt'.") is inserted at k+1 with turn k's original ground truth.
 - long_context: the content is unchanged; the id takes the shape `multi_turn_long_context_…`,
   which is how bfcl-eval (and `rods.env`) decide to load each class's large long-context state.
-  The ground-truth path must then read long results: replayed in that mode, its results must
-  gain more than `LONG_GAIN` characters over the base mode's when any involved class has a
-  long-context mode (`augment_no_long` otherwise; the procedural planner aims for this).
+  The ground-truth path must then read long results (`gates.check_final` rejects the final
+  task otherwise; the procedural planner aims for it).
   The graph re-runs the gates on the result, so a variant that no longer executes is rejected.
 - base: unchanged.
 
@@ -34,9 +33,7 @@ from typing import Any
 from rods.env.calls import CallSyntaxError, parse_python_call
 from rods.tasks import Task
 
-AUGMENT_REASONS: tuple[str, ...] = ("augment_no_function", "augment_no_value", "augment_no_long")
-LONG_GAIN = 200  # characters; BFCL's long_context tasks gain more over their base twin in 88 of 100
-_LONG_CLASSES = frozenset({"GorillaFileSystem", "TradingBot", "TravelAPI", "VehicleControlAPI"})
+AUGMENT_REASONS: tuple[str, ...] = ("augment_no_function", "augment_no_value")
 
 
 def _names(sources: list[str]) -> list[str]:
@@ -229,26 +226,6 @@ def to_miss_param(task: Task, rng: random.Random, prefer_turn: int | None = None
     return "augment_no_value"
 
 
-def long_context_gain(task: Task) -> int:
-    """Characters the ground truth's results gain when run in long-context mode over base mode."""
-    from rods.env.world import World  # here: augment's other paths need no simulator
-
-    totals = []
-    for prefix in ("multi_turn_base_gain", "multi_turn_long_context_gain"):
-        shell = task.model_copy(update={"id": prefix})
-        world = World.load(shell)
-        total = 0
-        for sources in task.ground_truth:
-            for source in sources:
-                try:
-                    call = parse_python_call(source)
-                except CallSyntaxError:
-                    continue
-                total += len(world.execute(world.bind_python_call(call)).text)
-        totals.append(total)
-    return totals[1] - totals[0]
-
-
 def augment_body(
     task: Task, category: str, rng: random.Random, seed: Task | None = None
 ) -> dict[str, Any] | str:
@@ -269,7 +246,4 @@ def augment_body(
             empty = [u for u, g in enumerate(seed.ground_truth) if not g and u + 1 < seed.n_turns]
             prefer = empty[-1] if empty else None
         return to_miss_param(task, rng, prefer)
-    if category == "long_context" and _LONG_CLASSES & set(task.involved_classes):
-        if long_context_gain(task) <= LONG_GAIN:
-            return "augment_no_long"
     return _body(task)
