@@ -41,7 +41,7 @@ class SynthConfig(BaseModel):
     near_duplicate: float = 0.5  # shingle Jaccard at or above which two tasks are duplicates (BFCL: twins ≥ 0.86, unrelated median 0.06)
     min_turns: int = 2  # planned user turns (before augment adds its turns)
     max_turns: int = 6
-    max_calls_per_turn: int = 3
+    max_calls_per_turn: int = 4
 
 
 def merge_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:

@@ -206,7 +206,7 @@ def test_plans_have_the_required_shape():
         assert 2 <= len(plan.turns) <= 6, task.id
         classes_per_turn = []
         for turn in plan.turns:
-            assert 1 <= len(turn) <= 3, (task.id, plan.turns)
+            assert 1 <= len(turn) <= 4, (task.id, plan.turns)
             turn_classes = {owner[f] for f in turn}
             assert len(turn_classes) == 1, (task.id, turn)
             assert turn_classes <= set(task.involved_classes)

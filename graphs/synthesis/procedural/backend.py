@@ -21,6 +21,7 @@ from graphs.synthesis.backend import (
     QueryContext,
     Verdict,
 )
+from graphs.synthesis.procedural.mined import scenario
 from graphs.synthesis.procedural.planner import propose
 from graphs.synthesis.procedural.samplers import sample_arguments
 from graphs.synthesis.procedural.writer import write_queries
@@ -48,7 +49,10 @@ class ProceduralBackend:
         if not ctx.calls_per_turn:
             return Proposal(failure=Failure("no_prompts", "no executed turns"))
         try:
-            queries = write_queries(ctx.calls_per_turn, ctx.results_per_turn, ctx.rng)
+            root = ctx.seed.rods.root_id if ctx.seed.rods and ctx.seed.rods.root_id else ctx.seed.id
+            queries = write_queries(
+                ctx.calls_per_turn, ctx.results_per_turn, ctx.rng, avoid=scenario(root)
+            )
         except KeyError as e:
             return Proposal(failure=Failure("query_gen_failed", f"no template for {e}"))
         if any(not q for q in queries):

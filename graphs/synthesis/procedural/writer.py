@@ -26,6 +26,7 @@ import random
 import re
 
 from graphs.synthesis.procedural.flow import Flow
+from graphs.synthesis.procedural.mined import matching
 from graphs.synthesis.procedural.phrasing import EXTRA
 from graphs.synthesis.procedural.render import Args
 from graphs.synthesis.procedural.story import Story
@@ -40,6 +41,9 @@ P_OPENER_FIRST, P_OPENER_LATER = 0.3, 0.3
 # explain themselves in most first turns and in many later ones; a later turn without one may
 # still link back to the previous turn.
 P_CONTEXT_FIRST, P_CONTEXT_LATER, P_LINK = 0.8, 0.45, 0.25
+# A one-call turn is said in the words of a human turn of the training split for the same
+# function (`mined.py`) when one fits: BFCL's own phrasing, with this variant's values.
+P_MINED = 0.4
 _FIRST_OPENERS = (
     "Hi.", "Hey.", "Morning.", "Quick favour.", "Okay, so.", "Right.", "Hello!",
     "I've got a few things to sort out.", "Let's get started.", "Busy day here.",
@@ -241,16 +245,36 @@ def _turn_class(calls: tuple[ToolCall, ...]) -> str:
     return max(set(names), key=names.count) if names else ""
 
 
+def _mined_turn(call: ToolCall, flow: Flow, rng: random.Random, avoid: str) -> str | None:
+    """The call said in a mined human turn's words (its slots filled with this call's values)."""
+    fits = matching(call.name, call.arguments, avoid)
+    if not fits:
+        return None
+    pattern = fits[rng.randrange(len(fits))]
+    args = Args(call, flow, rng)
+    if any(args.flowed(p) for p in pattern.slots):
+        return None  # a human slot holds a value, not a description of where one came from
+    return pattern.text.format(**{p: args.v(p) for p in pattern.slots})
+
+
 def write_queries(
     calls_per_turn: tuple[tuple[ToolCall, ...], ...],
     results_per_turn: tuple[tuple[str, ...], ...],
     rng: random.Random,
+    avoid: str = "",
 ) -> list[str]:
-    """One user turn per executed turn (raises KeyError for a function without a template)."""
+    """One user turn per executed turn (raises KeyError for a function without a template);
+    `avoid`: the seed's scenario, whose own mined turns are not reused."""
     flow = Flow([])
     story = Story(rng)
     out = []
     for u, (calls, results) in enumerate(zip(calls_per_turn, results_per_turn, strict=True)):
+        if len(calls) == 1 and rng.random() < P_MINED:
+            mined = _mined_turn(calls[0], flow, rng, avoid)
+            if mined is not None:
+                flow.add(calls[0], results[0])
+                out.append(mined)
+                continue
         clauses = _turn_clauses(calls, results, flow, rng) if calls else []
         if not clauses:
             out.append("")
