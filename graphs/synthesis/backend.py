@@ -56,7 +56,8 @@ class PlanContext:
 
 @dataclass(frozen=True)
 class Plan:
-    """Function names per turn (2–5 turns, 1–3 calls per turn) plus optional notes."""
+    """Function names per turn (`SynthConfig` bounds: 2–6 turns, 1–4 calls per turn), optional
+    notes, and optionally the variant's own initial config (a backend that varies the world)."""
 
     turns: tuple[tuple[str, ...], ...]
     notes: str = ""
