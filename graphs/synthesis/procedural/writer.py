@@ -40,7 +40,7 @@ P_OPENER_FIRST, P_OPENER_LATER = 0.3, 0.3
 # A context sentence from the variant's story (`story.py`) before the request: BFCL's users
 # explain themselves in most first turns and in many later ones; a later turn without one may
 # still link back to the previous turn.
-P_CONTEXT_FIRST, P_CONTEXT_LATER, P_LINK = 0.8, 0.45, 0.25
+P_CONTEXT_FIRST, P_CONTEXT_LATER, P_LINK = 0.8, 0.55, 0.25
 # A one-call turn is said in the words of a human turn of the training split for the same
 # function (`mined.py`) when one fits: BFCL's own phrasing, with this variant's values.
 P_MINED = 0.4
