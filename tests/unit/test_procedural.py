@@ -12,7 +12,7 @@ What is measured and why the thresholds:
   of 128 functions at 100 %, lowest 67 % (search_messages, get_user_tickets), every proposal of
   every other function executed cleanly. `get_outside_temperature_from_weather_com` returns
   {"error": 404} in every state; it is asserted to, and the planner never picks it.
-- plans: 2–5 turns, 1–3 calls per turn, one class per turn, alternating classes; the chosen
+- plans: 2–6 turns, 1–4 calls per turn, one class per turn, following the seed's class path; the chosen
   walk is closer to the seed's structure than a shape-blind one.
 - templates: no function or parameter name, except the plain English words in `ALLOWED_WORDS`.
 - end to end (plan → arguments → execute → queries) on 50 training seeds across the 8 classes:
