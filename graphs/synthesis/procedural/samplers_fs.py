@@ -205,7 +205,7 @@ def mv(s: Scope) -> dict[str, Any]:
     if targets and s.chance(0.6):
         return {"source": source, "destination": s.pick(targets)}
     stem, dot, ext = source.rpartition(".")
-    new = f"{stem}_{s.pick(('old', 'final', 'v2', 'backup'))}.{ext}" if dot else f"{source}_old"
+    new = f"{stem}_{s.pick(('old', 'final', 'v2', 'v3', 'backup', 'copy', 'new', 'draft', 'latest', 'prev', 'archived', 'edit'))}.{ext}" if dot else f"{source}_old"
     if new in _cwd(s).contents:
         raise NoArgs("new name taken")
     return {"source": source, "destination": new}

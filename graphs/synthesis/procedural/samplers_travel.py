@@ -217,7 +217,7 @@ def contact_customer_support(s: Scope) -> dict[str, Any]:
 
 def purchase_insurance(s: Scope) -> dict[str, Any]:
     api = _api(s)
-    cost = float(s.pick((50, 75, 100, 150, 200)))
+    cost = float(s.rng.randrange(5, 30) * 10)
     if api.budget_limit is not None and api.budget_limit < cost:
         cost = float(int(api.budget_limit))
         if cost <= 0:
@@ -236,13 +236,13 @@ def compute_exchange_rate(s: Scope) -> dict[str, Any]:
     if s.chance(0.3):
         base, target = target, base
     flowed = s.flowed("number", lambda v: 0 < v < 1e7)
-    value = flowed if flowed is not None else float(s.pick((100, 250, 500, 1200, 3000)))
+    value = flowed if flowed is not None else float(s.rng.randrange(4, 240) * 25)
     return {"base_currency": base, "target_currency": target, "value": value}
 
 
 def set_budget_limit(s: Scope) -> dict[str, Any]:
     flowed = s.flowed("number", lambda v: 0 < v < 1e6)
-    value = flowed if flowed is not None else float(s.pick((500, 1000, 1500, 2000, 3000)))
+    value = flowed if flowed is not None else float(s.rng.randrange(5, 60) * 100)
     return {"access_token": _token(s), "budget_limit": value}
 
 
@@ -368,7 +368,7 @@ def estimate_distance(s: Scope) -> dict[str, Any]:
 
 def estimate_drive_feasibility_by_mileage(s: Scope) -> dict[str, Any]:
     flowed = s.flowed("distance", lambda v: v > 0)
-    return {"distance": flowed if flowed is not None else float(s.pick((120, 250, 400, 750)))}
+    return {"distance": flowed if flowed is not None else float(s.rng.randrange(40, 900, 5))}
 
 
 def gallon_to_liter(s: Scope) -> dict[str, Any]:
