@@ -149,7 +149,12 @@ EXTRA: dict[str, tuple[Template, ...]] = {
     "get_nearest_airport_by_city": (lambda a: f"which airport is nearest to {a.w('location')}",),
     "displayCarStatus": (lambda a: f"how's the car's {a.raw('option')} looking",),
     "check_tire_pressure": (lambda a: "are my tires okay", lambda a: "what's the tire pressure"),
-    "estimate_distance": (lambda a: f"how far is it from {a.v('cityA')} to {a.v('cityB')}",),
+    "estimate_distance": (
+        lambda a: f"how far is it from {a.v('cityA')} to {a.v('cityB')}",
+        lambda a: f"get me the distance between {a.v('cityA')} and {a.v('cityB')}",
+        lambda a: f"work out the mileage from {a.v('cityA')} to {a.v('cityB')}",
+        lambda a: f"what's the driving distance between {a.v('cityA')} and {a.v('cityB')}",
+    ),
     "get_outside_temperature_from_google": (lambda a: "how warm is it outside",),
     "startEngine": (lambda a: "get the engine running", lambda a: "fire up the car"),
     "add": (lambda a: f"what's {a.v('a')} plus {a.v('b')}",),
