@@ -143,7 +143,9 @@ _WITHHELD: dict[str, tuple[tuple[str, ...], str]] = {
     "travel_to": (("a destination", "somewhere"), "destination"),
     "travel_date": (("a certain date", "one day"), "date"),
     **dict.fromkeys(("a", "b", "number", "value", "base", "exponent"), (("a number", "a figure"), "number")),
-    **dict.fromkeys(("amount", "price", "budget_limit", "insurance_cost"), (("an amount", "a sum"), "amount")),
+    "amount": (("some",), "amount"),
+    "price": (("a certain price", "my target price"), "price"),
+    **dict.fromkeys(("budget_limit", "insurance_cost"), (("an amount", "a sum"), "amount")),
 }
 # Words that introduce a value and go with it ("titled 'X'", "with the password 'p'").
 _LABEL_RE = re.compile(
@@ -193,16 +195,32 @@ def withhold(text: str, param: str, value: Any, span: tuple[int, int], rng: rand
     return new if new and _absent(new, value) else None
 
 
+def _list_items(sources: list[str]) -> set[Any]:
+    out: set[Any] = set()
+    for source in sources:
+        try:
+            call = parse_python_call(source)
+        except CallSyntaxError:
+            continue
+        for value in call.kwargs.values():
+            if isinstance(value, list):
+                out.update(v for v in value if isinstance(v, str))
+    return out
+
+
 def to_miss_param(task: Task, rng: random.Random, prefer_turn: int | None = None) -> dict[str, Any] | str:
     texts = [" ".join(m.content for m in msgs) for msgs in task.question]
     candidates: list[tuple[int, str, Any, tuple[int, int]]] = []
     for k, sources in enumerate(task.ground_truth):
+        listed = _list_items(sources)  # a value said inside a list is not withheld alone
         for source in sources:
             try:
                 call = parse_python_call(source)
             except CallSyntaxError:
                 continue
             for param, value in call.kwargs.items():
+                if isinstance(value, str) and value in listed:
+                    continue
                 span = _find_value(texts[k], value)
                 elsewhere = any(
                     _find_value(t, value) for j, t in enumerate(texts) if j != k

@@ -22,6 +22,16 @@ from rods.tasks import load_split
 
 MAX_CHARS = 320  # longer turns carry too much of their own scenario
 _QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+_ACRONYM = re.compile(r"\b[A-Z]{2,}\b")  # LAX, NVDA, USD: values of the original scenario
+
+
+@functools.cache
+def _places_and_firms() -> frozenset[str]:
+    """Lower-cased names the simulators know (cities, companies): one word of each."""
+    from graphs.synthesis.procedural.scope import CITY_ZIPCODES, city_airports, company_symbols
+
+    names = (*CITY_ZIPCODES, *city_airports(), *company_symbols())
+    return frozenset(w.lower() for n in names for w in n.split() if len(w) > 3)
 
 
 @dataclass(frozen=True)
@@ -71,8 +81,10 @@ def pattern_of(text: str, name: str, kwargs: dict[str, Any], source: str) -> Pat
     out.append(text[last:])
     templ = "".join(out)
     rest = re.sub(r"\{\w+\}", "", templ)
-    if _QUOTED.search(rest) or re.search(r"\d", rest):
+    if _QUOTED.search(rest) or re.search(r"\d", rest) or _ACRONYM.search(rest):
         return None  # another value of the original scenario would leak
+    if any(w.strip(".,?!;:'\"").lower() in _places_and_firms() for w in rest.split()):
+        return None  # a city, airport or company of the original scenario
     return Pattern(templ, frozenset(p for _, _, p in spans), tuple(sorted(fixed, key=str)), source)
 
 
