@@ -30,6 +30,7 @@ test: $(STAMP) chromium
 
 lint: $(STAMP)
 	$(BIN)/ruff check rods graphs trainer services tests benchmarks
+	$(BIN)/mypy rods trainer  # the type check ([tool.mypy] in pyproject.toml)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_env.py

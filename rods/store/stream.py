@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import redis
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -178,7 +179,9 @@ class BoundaryStream:
                 count=count - len(batch.deliveries),
                 block=block,
             )
-            for _, entries in got or []:
+            # RESP2, decoded (rods.store.connection.client): [[stream, [(id, fields), …]]] or None
+            streams = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], got or [])
+            for _, entries in streams:
                 for eid, fields in entries:
                     self._hand_out(batch, consumer, eid, fields, 1)
         return batch
@@ -226,7 +229,7 @@ class BoundaryStream:
 
     def dead_letters(self) -> list[DeadLetter]:
         entries = self.r.xrange(self.keys.boundary_dead)
-        return [DeadLetter.model_validate_json(f[DEAD_FIELD]) for _, f in entries]
+        return [DeadLetter.model_validate_json(f[DEAD_FIELD]) for _, f in entries or () if f]
 
     def length(self) -> int:
         return int(self.r.xlen(self.keys.boundary))
@@ -238,7 +241,7 @@ class BoundaryStream:
             self.keys.boundary, self.group, min=entry_ids[0], max=entry_ids[-1],
             count=len(entry_ids) + 100, consumername=consumer,
         )  # fmt: skip
-        return {row["message_id"]: int(row["times_delivered"]) for row in rows}
+        return {str(row["message_id"]): int(row["times_delivered"]) for row in rows}
 
     def _hand_out(
         self, batch: Batch, consumer: str, eid: str, fields: dict, deliveries: int
