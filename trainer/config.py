@@ -56,9 +56,9 @@ class OptimConfig(_Section):
     weight_decay: float = 0.0  # AdamW weight decay
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas
     grad_clip: float = 1.0  # max global grad norm (EnvTuning: 1.0)
-    clip_low: float = 0.2  # ratio clip below 1
-    clip_high: float = 0.28  # ratio clip above 1 ("clip-higher")
-    kl_coef: float = 0.01  # KL to the frozen initial policy (paper: 0.01); 0 drops the reference
+    clip_low: float = 0.2  # ratio clip below 1 (ε_low; EnvTuning: 0.2)
+    clip_high: float = 0.28  # ratio clip above 1 ("clip-higher", ε_high; EnvTuning: 0.28)
+    kl_coef: float = 0.01  # β, KL to the frozen initial policy (paper: 0.01); 0 drops the reference
     micro_batch: int = 8  # trajectories per forward/backward; gradients accumulate to the step
     ppo_epochs: int = 1  # optimisation passes over each batch (1 = strictly on-policy)
 
