@@ -47,20 +47,20 @@ def _load_seed(seed_id: str, tasks_file: Path | None) -> Task:
     return found[0]
 
 
-def _backend(kind: str, model: str | None, api_base: str | None) -> Any:
-    if kind == "llm":
-        if not model:
-            raise _fail("--backend llm needs --model (a litellm model string, e.g. openai/gpt-4o-mini)")
-        from graphs.synthesis.llm import LLMBackend
+def _backend(kind: str | None, model: str | None, api_base: str | None) -> Any:
+    """The configured backend (`RODS_SYNTH_*`, sampling included), with the flags given."""
+    from pydantic import ValidationError
 
-        return LLMBackend(model, api_base=api_base)
-    if kind == "procedural":
-        try:
-            from graphs.synthesis.procedural import ProceduralBackend
-        except ImportError as e:
-            raise _fail(f"the procedural backend is not available in this install ({e})") from None
-        return ProceduralBackend()
-    raise _fail(f"--backend must be 'procedural' or 'llm', not {kind!r}")
+    from graphs.synthesis.backends import BackendConfigError, make_backend
+    from rods.config import Settings
+
+    try:
+        return make_backend(Settings(), kind=kind, model=model, api_base=api_base)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise _fail(f"the environment's {first['loc'][0]!r} setting: {first['msg']}") from None
+    except BackendConfigError as e:
+        raise _fail(str(e)) from None
 
 
 @synth_app.command("run")
@@ -68,9 +68,9 @@ def run(
     seed: Annotated[str, typer.Option("--seed", help="id of a training seed (or of a task in --tasks)")],
     out: Annotated[Path, typer.Option("--out", help="JSONL file for the validated variants")],
     n: Annotated[int, typer.Option("--n", min=1, help="variants wanted")] = 1,
-    backend: Annotated[str, typer.Option("--backend", help="procedural | llm")] = "procedural",
-    model: Annotated[str | None, typer.Option("--model", help="litellm model string (llm)")] = None,
-    api_base: Annotated[str | None, typer.Option("--api-base", help="OpenAI-compatible server URL")] = None,
+    backend: Annotated[str | None, typer.Option("--backend", help="procedural | llm (default: RODS_SYNTH_BACKEND, procedural)")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="litellm model string (llm; default: RODS_SYNTH_MODEL)")] = None,
+    api_base: Annotated[str | None, typer.Option("--api-base", help="OpenAI-compatible server URL (default: RODS_SYNTH_API_BASE)")] = None,
     tasks: Annotated[Path | None, typer.Option("--tasks", help="take the seed from this task file")] = None,
     rng_seed: Annotated[int, typer.Option("--rng-seed", help="seed of the run's randomness")] = 0,
 ) -> None:
