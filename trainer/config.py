@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -71,6 +71,12 @@ class LoopConfig(_Section):
     keep_checkpoints: int = 2  # older checkpoints are deleted
     run: str | None = None  # Redis run name; default: RODS_RUN (the services read it too)
     request_budget: int | None = None  # override the detector's M per step
+
+
+def default_of(section: type[BaseModel], name: str) -> Any:
+    """The default declared here for `section.name`: run-time objects that take the same knob
+    (`trainer.types.RolloutSettings`, `trainer.grpo.GRPOLossConfig`) default to it."""
+    return section.model_fields[name].default
 
 
 class TrainConfig(_Section):

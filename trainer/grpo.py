@@ -22,21 +22,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trainer.config import OptimConfig
-
-
-def _configured(name: str) -> Any:
-    """The default of `OptimConfig.<name>`: a knob the config file sets is declared there only."""
-    return OptimConfig.model_fields[name].default
+from trainer.config import OptimConfig, default_of
 
 
 @dataclass(frozen=True)
 class GRPOLossConfig:
     """The loss's knobs: `OptimConfig`'s clip and KL fields (defaults and comments live there)."""
 
-    clip_low: float = _configured("clip_low")  # ε_low: lower clip of the ratio
-    clip_high: float = _configured("clip_high")  # ε_high: upper clip, "clip-higher"
-    kl_coef: float = _configured("kl_coef")  # β; 0 disables the reference model entirely
+    clip_low: float = default_of(OptimConfig, "clip_low")  # ε_low: lower clip of the ratio
+    clip_high: float = default_of(OptimConfig, "clip_high")  # ε_high: upper clip, "clip-higher"
+    kl_coef: float = default_of(OptimConfig, "kl_coef")  # β; 0 disables the reference model entirely
     adv_eps: float = 1e-6  # ε in the advantage denominator (not in the config file)
 
     @classmethod

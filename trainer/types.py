@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from rods.env import Score
 from rods.tasks import Task, ToolCall
-from trainer.config import RolloutConfig
+from trainer.config import RolloutConfig, default_of
 
 
 @dataclass
@@ -42,22 +42,17 @@ class RolloutEngine(Protocol):
     def sync_weights(self, model: Any) -> None: ...
 
 
-def _configured(name: str) -> Any:
-    """The default of `RolloutConfig.<name>`: a knob the config file sets is declared there only."""
-    return RolloutConfig.model_fields[name].default
-
-
 @dataclass(frozen=True)
 class RolloutSettings:
     """What an engine reads at run time: the `RolloutConfig` knobs of the same name (their
     defaults and comments live there) plus the run-time-only knobs declared here."""
 
-    temperature: float = _configured("temperature")  # ignored when greedy
-    top_p: float = _configured("top_p")
-    max_new_tokens: int = _configured("max_new_tokens")
-    max_total_tokens: int = _configured("max_total_tokens")
-    max_steps_per_turn: int = _configured("max_steps_per_turn")
-    compact_tools: bool = _configured("compact_tools")  # template kwarg
+    temperature: float = default_of(RolloutConfig, "temperature")  # ignored when greedy
+    top_p: float = default_of(RolloutConfig, "top_p")
+    max_new_tokens: int = default_of(RolloutConfig, "max_new_tokens")
+    max_total_tokens: int = default_of(RolloutConfig, "max_total_tokens")
+    max_steps_per_turn: int = default_of(RolloutConfig, "max_steps_per_turn")
+    compact_tools: bool = default_of(RolloutConfig, "compact_tools")  # template kwarg
     # run-time only (not in the config file)
     max_calls_per_message: int = 3  # a message is cut after this many </tool_call> tags
     greedy: bool = False  # argmax decoding (evaluation)
