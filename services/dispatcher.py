@@ -241,7 +241,7 @@ class Dispatcher:
         s = self.settings
         delay = retry_delay_s(d.deliveries, s.dispatch_retry_base_s, s.dispatch_retry_cap_s)
         self.waiting[d.entry_id] = Waiting(d, time.monotonic() + delay)
-        log.warning("request %s failed (delivery %d), again in %.0fs: %s",
+        log.warning("request %s failed (delivery %d), again in %.1fs: %s",
                     d.request.request_id, d.deliveries, delay, error)  # fmt: skip
 
     def _retry_due(self) -> None:

@@ -18,6 +18,8 @@ import threading
 import time
 from typing import Any
 
+from celery.signals import worker_init
+
 from rods.boundary import BoundaryRequest
 from rods.config import Settings
 from rods.store.keys import SYNTH_TASK
@@ -25,6 +27,16 @@ from services.celery_app import app
 from services.synthesis import SynthWorker
 
 _local = threading.local()  # one SynthWorker per worker thread/process: clients are not shared
+
+
+@worker_init.connect
+def _warm_up(**_: Any) -> None:
+    """Import the model client in the worker's main process (forked pool children inherit it):
+    the first task must not spend its soft time limit importing litellm."""
+    if Settings().synth_backend == "llm":
+        from graphs.synthesis.llm import warm_up
+
+        warm_up()
 
 
 def _worker() -> SynthWorker:

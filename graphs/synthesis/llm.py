@@ -60,6 +60,12 @@ def _litellm() -> Any:
     return litellm
 
 
+def warm_up() -> None:
+    """Import litellm now (seconds on a busy CPU): a worker does it at start, not inside the
+    first task's time limit."""
+    _litellm()
+
+
 def extract_json(text: str, tag: str) -> Any:
     """The JSON value of a reply: in `<tag>…</tag>`, else a fenced block, else the first JSON
     object or array in the text. Raises ValueError if none parses."""

@@ -88,8 +88,8 @@ def malformed_reason(fields: dict[str, str], error: ValidationError | None) -> s
         return f"malformed entry: no {REQUEST_FIELD!r} field (fields: {sorted(fields) or 'none'})"
     parts = []
     for err in (error.errors() if error is not None else [])[:3]:
-        loc = ".".join(str(x) for x in err.get("loc", ())) or "request"
-        parts.append(f"{loc}: {err['msg']}")
+        loc = ".".join(str(x) for x in err.get("loc", ()))
+        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
     return "malformed request: " + ("; ".join(parts) or "unreadable")
 
 
