@@ -149,6 +149,9 @@ class Dispatcher:
     def run_forever(self, stop: threading.Event | None = None) -> DispatchStats:
         """Pass after pass until `stop`; a Redis outage is waited out with the clients' backoff."""
         stop = stop or threading.Event()
+        # Celery's result backend logs each of its retries with a traceback (hundreds of lines a
+        # second while Redis is down); this loop logs the outage once, and its end.
+        logging.getLogger("celery.backends.base").setLevel(logging.ERROR)
         log.info(
             "dispatcher %s: run %s, up to %d in flight, deadline %ds",
             self.consumer, self.run, self.max_in_flight, self.deadline_s,

@@ -184,6 +184,7 @@ def test_dispatcher_rides_out_a_redis_restart(aof_server, services) -> None:  # 
     while list(outcomes(r, run, rids).values()).count("done") < 2:  # mid-run: some done, some not
         assert time.monotonic() < deadline, svc.tail()
         time.sleep(0.2)
+    before = Counter(outcomes(r, run, rids).values())
     aof_server.stop()  # the outage: 5 s, as measured in the issue
     time.sleep(5)
     assert dispatcher.poll() is None, svc.tail()  # still up, waiting for Redis
@@ -191,7 +192,8 @@ def test_dispatcher_rides_out_a_redis_restart(aof_server, services) -> None:  # 
     took = settle(r, run, rids, bound_s=SOFT_S + MARGIN_S + 30, services=svc)
     assert set(outcomes(r, run, rids).values()) == {"done"}
     assert dispatcher.poll() is None and "Redis is back" in svc.tail()
-    print(f"redis restart: every request done {took:.1f}s after Redis came back")
+    assert before["pending"] >= 3, before  # the outage hit a run in progress
+    print(f"redis restart ({before}): every request done {took:.1f}s after Redis came back")
 
 
 def test_a_killed_worker_request_is_done_by_another(redis_url, run_name, services) -> None:  # type: ignore[no-untyped-def]
