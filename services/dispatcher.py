@@ -39,6 +39,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 from celery import Celery
 from celery.exceptions import BackendError
 from celery.result import AsyncResult
@@ -158,9 +159,22 @@ class Dispatcher:
         )  # fmt: skip
         down_since: float | None = None
         attempt = 0
+        regroup = False
         while not stop.is_set():
             try:
+                if regroup:
+                    self.stream.ensure_group()
+                    regroup = False
                 self.poll_once()
+            except redis.ResponseError as e:
+                if "NOGROUP" not in str(e):
+                    raise
+                # a server restarted without its data: what was pending is gone with it
+                log.warning("consumer group missing (Redis lost its data?): creating it again")
+                self.in_flight.clear()
+                self.waiting.clear()
+                regroup = True
+                continue
             except OUTAGE as e:
                 self.stats.outages += 1
                 if down_since is None:

@@ -343,3 +343,29 @@ def test_model_server_outage_retries_then_dead_letters(redis_url, run_name, serv
     assert outcomes(r, run_name, [back.request_id]) == {back.request_id: "done"}
     assert stub.requests and len(stream.dead_letters()) == 1 and stream.pending() == 0
     assert d.stats.done == 1 and d.stats.failed == 4 and d.stats.dead == 1
+
+
+def test_dispatcher_survives_a_redis_that_lost_its_data() -> None:
+    """No append-only file: the stream and its group are gone after the restart; the dispatcher
+    creates the group again and serves what is published next (no worker needed to see it)."""
+    from rods.store.server import RedisServer
+
+    with RedisServer(appendonly=False) as server:
+        settings = Settings(redis_url=server.url, run="amnesia", backoff_cap_s=0.2)
+        d = Dispatcher(settings, "amnesia", app=make_app(settings))
+        stop = threading.Event()
+        thread = threading.Thread(target=d.run_forever, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            server.restart()
+            r = connect(settings)
+            assert not r.exists(RunKeys("amnesia").boundary)  # everything is gone
+            BoundaryStream(r, "amnesia", settings).publish([request("multi_turn_base_0")])
+            deadline = time.monotonic() + 20
+            while d.stats.sent < 1:
+                assert thread.is_alive() and time.monotonic() < deadline, d.stats
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            thread.join(10)
+        assert not thread.is_alive() and d.stats.sent == 1
