@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,15 @@ def stage_of(request: dict[str, Any]) -> str:
     if "<queries>" in text:
         return "queries"
     return "unknown"
+
+
+class _Server(ThreadingHTTPServer):
+    allow_reuse_address = True  # start() again on the same port right after stop()
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a killed client: not news
+            super().handle_error(request, client_address)
 
 
 class StubLLM:
@@ -81,7 +91,7 @@ class StubLLM:
 
         self._handler = Handler
         self.port = port
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
 
     @property
     def api_base(self) -> str:
@@ -93,9 +103,7 @@ class StubLLM:
 
     def start(self) -> StubLLM:
         """Listen (again) on `port` (a free one the first time when it is 0)."""
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", self.port), self._handler)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
