@@ -55,6 +55,10 @@ log = logging.getLogger("rods.dispatcher")
 LATENCY_KEEP = 10_000  # latency samples kept per run
 # What a Redis outage raises somewhere in a pass: our client, Celery's broker, its result backend.
 OUTAGE = (*TRANSIENT, OperationalError, BackendError, ConnectionError, TimeoutError)
+# Error replies of a server that is up but cannot take writes for now: full (maxmemory with
+# noeviction), failing to persist, a read-only replica, still loading its data.
+BUSY_ERRORS = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError)
+BUSY_REPLIES = ("MISCONF", "MASTERDOWN")
 
 
 @dataclass
@@ -167,27 +171,40 @@ class Dispatcher:
                     regroup = False
                 self.poll_once()
             except redis.ResponseError as e:
-                if "NOGROUP" not in str(e):
-                    raise
-                # a server restarted without its data: what was pending is gone with it
-                log.warning("consumer group missing (Redis lost its data?): creating it again")
-                self.in_flight.clear()
-                self.waiting.clear()
-                regroup = True
-                continue
+                if str(e).startswith("NOGROUP"):
+                    # a server restarted without its data: what was pending is gone with it
+                    log.warning("consumer group missing (Redis lost its data?): creating it again")
+                    self.in_flight.clear()
+                    self.waiting.clear()
+                    regroup = True
+                    continue
+                if not isinstance(e, BUSY_ERRORS) and not str(e).startswith(BUSY_REPLIES):
+                    raise  # a bug (e.g. WRONGTYPE), not a condition to wait out
+                error: BaseException = e
             except OUTAGE as e:
-                self.stats.outages += 1
-                if down_since is None:
-                    down_since = time.monotonic()
-                    log.warning("Redis unreachable (%s: %s); retrying with backoff", type(e).__name__, e)
-                s = self.settings
-                stop.wait(min(s.backoff_cap_s, s.backoff_base_s * 2 ** min(attempt, 30)))
-                attempt += 1
+                error = e
+            else:
+                if down_since is not None:
+                    log.info("Redis is back after %.1fs; carrying on", time.monotonic() - down_since)
+                    down_since, attempt = None, 0
                 continue
-            if down_since is not None:
-                log.info("Redis is back after %.1fs; carrying on", time.monotonic() - down_since)
-                down_since, attempt = None, 0
+            self.stats.outages += 1
+            if down_since is None:
+                down_since = time.monotonic()
+                log.warning("Redis unavailable (%s: %s); retrying with backoff",
+                            type(error).__name__, error)  # fmt: skip
+            s = self.settings
+            stop.wait(min(s.backoff_cap_s, s.backoff_base_s * 2 ** min(attempt, 30)))
+            attempt += 1
+        self.close()
         return self.stats
+
+    def close(self) -> None:
+        """Stop tracking: what is in flight stays pending in the stream, for the next dispatcher
+        (or this one's next life) to reclaim after `claim_idle_ms`."""
+        self.in_flight.clear()  # drops the results' subscriptions while Redis may still be up
+        self.waiting.clear()
+        self.r.close()
 
     # ------------------------------------------------------------ steps
 

@@ -345,7 +345,7 @@ def test_model_server_outage_retries_then_dead_letters(redis_url, run_name, serv
     assert d.stats.done == 1 and d.stats.failed == 4 and d.stats.dead == 1
 
 
-def test_dispatcher_survives_a_redis_that_lost_its_data() -> None:
+def test_dispatcher_survives_a_redis_that_lost_its_data(caplog) -> None:  # type: ignore[no-untyped-def]
     """No append-only file: the stream and its group are gone after the restart; the dispatcher
     creates the group again and serves what is published next (no worker needed to see it)."""
     from rods.store.server import RedisServer
@@ -359,7 +359,6 @@ def test_dispatcher_survives_a_redis_that_lost_its_data() -> None:
         try:
             server.restart()
             r = connect(settings)
-            assert not r.exists(RunKeys("amnesia").boundary)  # everything is gone
             BoundaryStream(r, "amnesia", settings).publish([request("multi_turn_base_0")])
             deadline = time.monotonic() + 20
             while d.stats.sent < 1:
@@ -369,3 +368,35 @@ def test_dispatcher_survives_a_redis_that_lost_its_data() -> None:
             stop.set()
             thread.join(10)
         assert not thread.is_alive() and d.stats.sent == 1
+        assert "consumer group missing" in caplog.text  # the stream and its group were gone
+
+
+def test_dispatcher_waits_out_a_full_redis() -> None:
+    """maxmemory reached with noeviction (compose's policy): writes fail with OOM until there is
+    room again; the dispatcher waits with backoff instead of exiting, then sends the request."""
+    from rods.store.server import RedisServer
+
+    with RedisServer() as server:
+        settings = Settings(redis_url=server.url, run="full", backoff_cap_s=0.2)
+        r = connect(settings)
+        d = Dispatcher(settings, "full", app=make_app(settings))
+        BoundaryStream(r, "full", settings).publish([request("multi_turn_base_0")])
+        r.config_set("maxmemory-policy", "noeviction")
+        r.config_set("maxmemory", "1")  # full: every write that may grow memory is refused
+        stop = threading.Event()
+        thread = threading.Thread(target=d.run_forever, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 20
+            while d.stats.outages < 3:
+                assert thread.is_alive() and time.monotonic() < deadline, d.stats
+                time.sleep(0.1)
+            assert d.stats.sent == 0 and thread.is_alive()
+            r.config_set("maxmemory", "0")  # room again
+            while d.stats.sent < 1:
+                assert thread.is_alive() and time.monotonic() < deadline, d.stats
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            thread.join(10)
+        assert d.stats.sent == 1 and not thread.is_alive()
