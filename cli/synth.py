@@ -84,7 +84,12 @@ def run(
     except EvalSeedError as e:
         raise _fail(str(e)) from None
     chosen = _backend(backend, model, api_base)
-    result = synthesize(seed_task, n_variants=n, backend=chosen, rng_seed=rng_seed)
+    from graphs.synthesis.backend import BackendUnavailable
+
+    try:
+        result = synthesize(seed_task, n_variants=n, backend=chosen, rng_seed=rng_seed)
+    except BackendUnavailable as e:  # the model server, not the seed: no stage can succeed
+        raise _fail(str(e), code=1) from None
     write_tasks(out, result.tasks)
     err.print(
         f"{len(result.tasks)}/{n} variants of {seed} written to {out} "
