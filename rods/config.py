@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     category_quota: int = 4  # most requests per category per step
     cooldown_steps: int = 10  # steps before the same task may be requested again
     n_variants: int = 1  # variants asked per request
+    min_var: float = 1e-6  # ε: a group needs observed reward variance above this to be requested
 
     # --- replay buffer (rods.pool)
     beta: float = 0.20  # most staged tasks promoted per epoch, as a fraction of the active pool
@@ -79,6 +80,7 @@ class Settings(BaseSettings):
             category_quota=self.category_quota,
             cooldown_steps=self.cooldown_steps,
             n_variants=self.n_variants,
+            min_var=self.min_var,
         )
 
     def pool_rules(self) -> PoolRules:
