@@ -25,8 +25,8 @@ def _load(config: Path | None, mode: str | None, steps: int | None):  # noqa: AN
         err.print(f"[bold red]error:[/] {e}")
         raise typer.Exit(2) from None
     if mode is not None:
-        if mode not in ("rods", "static"):
-            err.print(f"[bold red]error:[/] --mode must be 'rods' or 'static', not {mode!r}")
+        if mode not in ("rods", "static", "uniform"):
+            err.print(f"[bold red]error:[/] --mode must be 'rods', 'static' or 'uniform', not {mode!r}")
             raise typer.Exit(2)
         cfg = cfg.model_copy(update={"loop": cfg.loop.model_copy(update={"mode": mode})})
     if steps is not None:
@@ -41,7 +41,7 @@ def _fmt(metrics: dict, key: str, spec: str = ".3f") -> str:
 
 def train(
     config: Annotated[Path | None, typer.Option("--config", help="TOML config (see configs/)")] = None,
-    mode: Annotated[str | None, typer.Option("--mode", help="rods (buffer + detector) or static (fixed seeds)")] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="rods (boundary requests), uniform (random requests) or static (synthesis off); all sample the run's buffer")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="GRPO updates (overrides the config)")] = None,
     run_dir: Annotated[Path, typer.Option("--run-dir", help="run directory; an existing one is resumed")] = Path("runs/train"),
     init_from: Annotated[str | None, typer.Option("--init-from", help="start from this model dir (e.g. runs/demo/sft/best)")] = None,
