@@ -155,6 +155,7 @@ def test_eval_writes_the_paper_shaped_table(tmp_path, policy):
     assert report.disagreements == 0
     md = (tmp_path / "eval" / "eval.md").read_text()
     assert "| official accuracy (%) |" in md and "long_context" in md
+    assert json.loads((tmp_path / "eval" / "eval.json").read_text())["protocol"] == "train"
 
 
 def _epoch_ends(run_dir: Path) -> list[int]:
@@ -212,3 +213,18 @@ def test_arms_draw_the_same_batches_and_differ_only_in_what_they_publish(setting
     hard_or_flat = {seeds[i].id for i in (0, 1, 3, 6, 7, 8, 9)}
     assert requested & hard_or_flat
 
+
+
+def test_eval_under_the_bfcl_protocol_records_it(tmp_path, policy, monkeypatch):
+    import trainer.evaluate as ev
+
+    monkeypatch.setattr(ev, "context_length", lambda model, tok: 240)  # a short full context
+    evaluate(str(policy), tmp_path / "bfcl", split="eval", limit=1, protocol="bfcl",
+             rollout_overrides={"max_new_tokens": 8, "max_total_tokens": 200, "compact_tools": True})
+    out = json.loads((tmp_path / "bfcl" / "eval.json").read_text())
+    assert out["protocol"] == "bfcl"
+    r = out["rollout"]
+    assert (r["protocol"], r["max_steps_per_turn"], r["max_total_tokens"], r["max_new_tokens"]) == (
+        "bfcl", 21, 240, 240)
+    assert r["max_calls_per_message"] > 3 and r["greedy"] and not r["env_hints"]
+    assert "Inference protocol: `bfcl`" in (tmp_path / "bfcl" / "eval.md").read_text()
