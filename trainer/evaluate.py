@@ -106,8 +106,10 @@ def evaluate(
     limit: int | None = None,
     device: str = "auto",
     rollout_overrides: dict[str, Any] | None = None,
+    tasks: Sequence[Task] | None = None,
 ) -> EvalReport:
-    """Greedy rollouts of `checkpoint` on `split`; writes eval.json and eval.md into `out_dir`."""
+    """Greedy rollouts of `checkpoint` on `split` (or on `tasks`, e.g. the held-out split filtered
+    by a training subset's structural rule); writes eval.json and eval.md into `out_dir`."""
     from trainer.config import RolloutConfig
     from trainer.loop import resolve_device
     from trainer.policy import load_policy
@@ -118,9 +120,9 @@ def evaluate(
     model.eval()
     cfg = RolloutConfig(**(rollout_overrides or {}))
     engine = make_engine(cfg, model, tokenizer, device=dev, greedy=True)
-    tasks = limit_per_category(load_split(split), limit)  # type: ignore[arg-type]
-    groups = engine.rollout(tasks, 1)
-    report = score_trajectories(tasks, [g[0] for g in groups])
+    chosen = limit_per_category(tasks if tasks is not None else load_split(split), limit)  # type: ignore[arg-type]
+    groups = engine.rollout(chosen, 1)
+    report = score_trajectories(chosen, [g[0] for g in groups])
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "eval.json").write_text(
         json.dumps({"checkpoint": checkpoint, "split": split, "table": report.table(), "rows": report.rows}, indent=2)
