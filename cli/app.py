@@ -25,6 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli import experiment as cli_experiment
 from cli import report as cli_report
 from cli import services as cli_services
 from cli import sft as cli_sft
@@ -257,6 +258,7 @@ app.command("eval")(cli_train.evaluate)
 app.command("sft")(cli_sft.sft)
 app.command("report")(cli_report.report)
 app.command("dispatcher")(cli_services.dispatcher)
+app.command("experiment")(cli_experiment.experiment)
 
 
 if __name__ == "__main__":  # pragma: no cover

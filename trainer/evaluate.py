@@ -160,9 +160,11 @@ def evaluate(
     device: str = "auto",
     rollout_overrides: dict[str, Any] | None = None,
     protocol: Protocol = "train",
+    tasks: Sequence[Task] | None = None,
 ) -> EvalReport:
-    """Greedy rollouts of `checkpoint` on `split` under `protocol`; writes eval.json and eval.md
-    into `out_dir`, each naming the protocol and the rollout settings that produced it."""
+    """Greedy rollouts of `checkpoint` on `split` (or on `tasks`, e.g. the held-out split filtered
+    by a training subset's structural rule) under `protocol`; writes eval.json and eval.md into
+    `out_dir`, each naming the protocol and the rollout settings that produced it."""
     from trainer.config import RolloutConfig
     from trainer.loop import resolve_device
     from trainer.policy import load_policy
@@ -174,9 +176,9 @@ def evaluate(
     cfg = RolloutConfig(**(rollout_overrides or {}))
     overrides = protocol_settings(protocol, model, tokenizer)
     engine = make_engine(cfg, model, tokenizer, device=dev, greedy=True, **overrides)
-    tasks = limit_per_category(load_split(split), limit)
-    groups = engine.rollout(tasks, 1)
-    report = score_trajectories(tasks, [g[0] for g in groups])
+    chosen = limit_per_category(tasks if tasks is not None else load_split(split), limit)
+    groups = engine.rollout(chosen, 1)
+    report = score_trajectories(chosen, [g[0] for g in groups])
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = dataclasses.asdict(engine.settings)
     (out_dir / "eval.json").write_text(
