@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from trainer.checkpoint import CheckpointNotFound, resolve_checkpoint
 from trainer.evaluate import EvalReport, protocol_settings
+from trainer.config import RolloutConfig
 from trainer.types import RolloutSettings
 
 
@@ -19,7 +20,7 @@ def test_bfcl_protocol_follows_bfcl_eval_inference_semantics():
     assert s["protocol"] == "bfcl" and s["max_steps_per_turn"] == MAXIMUM_STEP_LIMIT + 1
     assert s["max_total_tokens"] == 32768 and s["max_new_tokens"] == 4096  # full context
     assert s["max_calls_per_message"] > 10**6 and s["tool_result_chars"] == 0
-    train = RolloutSettings.from_config(SimpleNamespace(model_dump=dict))
+    train = RolloutSettings.from_config(RolloutConfig())
     bfcl = RolloutSettings(**{**vars(train), **s})
     assert (train.max_steps_per_turn, train.max_calls_per_message) == (5, 3)  # today's loop
     assert bfcl.max_calls_per_message > train.max_calls_per_message and not bfcl.env_hints
