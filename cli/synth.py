@@ -48,8 +48,8 @@ MAX_VARIANTS = 1000  # per `synth run`: a larger number is a typo, and the servi
 GIVE_UP_AFTER = 20  # consecutive variants that all failed: the seed or the backend will not work
 
 
-def id_problem(task_id: str) -> str | None:
-    """What is wrong with a task id as a synthesis seed (None: nothing)."""
+def id_problem(task_id: str, what: str = "task") -> str | None:
+    """What is wrong with a task id (None: nothing); `what` names the task in the message."""
     try:
         category = category_of(task_id)
     except ValueError:
@@ -57,7 +57,7 @@ def id_problem(task_id: str) -> str | None:
     if category in CATEGORIES:
         return None
     return (
-        f"seed id {task_id!r} is not of the form multi_turn_<category>_<n> with <category> one of "
+        f"{what} id {task_id!r} is not of the form multi_turn_<category>_<n> with <category> one of "
         f"{', '.join(CATEGORIES)} (the category decides how a variant is augmented); rename it, "
         f"e.g. multi_turn_base_{task_id.rsplit('_', 1)[-1] or '0'}"
     )
@@ -163,7 +163,7 @@ def run(
 
     check_output_file(out)
     seed_task = _load_seed(seed, tasks)
-    problem = id_problem(seed_task.id)
+    problem = id_problem(seed_task.id, "seed")
     if problem:
         raise _fail(problem)
     try:
@@ -230,17 +230,18 @@ def codes(as_json: Annotated[bool, typer.Option("--json", help="print JSON inste
         typer.echo(f"\n{c} ({kind})\n  means:  {meaning}\n  change: {change}")
 
 
-def validate_tasks(tasks: list[Task]) -> list[tuple[str, list[str]]]:
-    """Gate reasons per task: every gate, the earlier tasks of the file as the pool, the parent's
-    signature (a BFCL seed or an earlier task of the file) as the structural reference."""
+def validate_tasks(tasks: list[Task], pool_tasks: list[Task] | None = None) -> list[tuple[str, list[str]]]:
+    """Gate reasons per task: every gate, `pool_tasks` and the earlier tasks of the file as the
+    pool, the parent's signature (a BFCL seed, a pool task or an earlier task of the file) as the
+    structural reference."""
     from graphs.synthesis import gates
     from rods.env.reward import GroundTruthCache
     from rods.signature import DEFAULT_WEIGHTS, MATCH_TOLERANCE, compute_signature
 
     cache = GroundTruthCache(max_tasks=256)
-    pool = gates.DedupIndex()
+    pool = gates.DedupIndex(pool_tasks or ())
     evals = gates.eval_index()
-    by_id = {t.id: t for t in tasks}
+    by_id = {t.id: t for t in [*(pool_tasks or ()), *tasks]}
     out = []
     for task in tasks:
         parent_sig = signature = None
