@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
+WEIGHTS = ("*.safetensors", "pytorch_model*.bin")  # what makes a directory a checkpoint
 
 
 def _load(config: Path | None, mode: str | None, steps: int | None):  # noqa: ANN202
@@ -91,7 +92,7 @@ def trainer_service(
 def evaluate(
     checkpoint: Annotated[str, typer.Option("--checkpoint", help="a model directory (e.g. runs/x/checkpoints/step_000100)")],
     split: Annotated[str, typer.Option("--split", help="eval (held out) or train")] = "eval",
-    limit: Annotated[int | None, typer.Option("--limit", help="tasks per category, for a quick look")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="tasks per category, for a quick look")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="where eval.json / eval.md go (default: next to the checkpoint)")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML config for rollout limits")] = None,
 ) -> None:
@@ -104,9 +105,27 @@ def evaluate(
     if not Path(checkpoint).exists():
         err.print(f"[bold red]error:[/] {checkpoint}: no such checkpoint directory")
         raise typer.Exit(2)
+    problem = checkpoint_problem(Path(checkpoint))
+    if problem:
+        err.print(f"[bold red]error:[/] {problem}", markup=True, highlight=False)
+        raise typer.Exit(2)
     cfg = _load(config, None, None)
     out_dir = out or Path(checkpoint) / f"eval-{split}"
     report = run_eval(checkpoint, out_dir, split=split, limit=limit, device=cfg.policy.device,
                       rollout_overrides=cfg.rollout.model_dump())
     console.print(report.markdown(f"{checkpoint} on {split}"))
     console.print(f"written to {out_dir}/eval.json and eval.md")
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why `path` cannot hold a checkpoint (None: model weights lie in it or up to 3 levels
+    below, e.g. a run directory whose `checkpoints/step_*` `trainer.evaluate` resolves)."""
+    if not path.is_dir():
+        return f"--checkpoint {path} is a file; give a model directory (e.g. runs/x/checkpoints/step_000100)"
+    for depth in range(4):
+        if any(next(path.glob("*/" * depth + pattern), None) for pattern in WEIGHTS):
+            return None
+    return (
+        f"--checkpoint {path} holds no checkpoint (no model weights in it or below it); give a "
+        "model directory such as runs/x/checkpoints/step_000100 or runs/demo/sft/best"
+    )
