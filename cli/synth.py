@@ -104,6 +104,9 @@ def _load_seed(seed_id: str, tasks_file: Path | None) -> Task:
         raise _fail(str(e)) from None
     if not found:
         raise _fail(f"{tasks_file}: no task with id {seed_id!r}")
+    problem = id_problem(seed_id, "seed")
+    if problem:
+        raise _fail(problem)
     overlap = held_out_overlap(found[0])
     if overlap:
         raise _fail(f"refusing seed {seed_id}: {overlap}")
@@ -157,15 +160,13 @@ def run(
     """Synthesize up to N validated variants of one seed, appending each to --out as accepted."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    check_output_file(out)  # every cheap check before the graph (LangGraph) is imported
+    seed_task = _load_seed(seed, tasks)
+
     from graphs.synthesis import gates
     from graphs.synthesis.graph import EvalSeedError, check_seed, synthesize
     from graphs.synthesis.state import SynthConfig, SynthesisResult, result_metrics
 
-    check_output_file(out)
-    seed_task = _load_seed(seed, tasks)
-    problem = id_problem(seed_task.id, "seed")
-    if problem:
-        raise _fail(problem)
     try:
         check_seed(seed_task)
     except EvalSeedError as e:
