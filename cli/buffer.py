@@ -186,17 +186,13 @@ def screen_import(tasks: list[Task], trust: bool) -> tuple[list[Task], dict[str,
             refused[task.id] = why
         else:
             (seeds if is_seed else synthetic).append(task)
-    if trust or not synthetic:
-        return seeds + synthetic, refused
-    passed = []
-    for task, (_, reasons) in zip(synthetic, validate_tasks(synthetic, pool_tasks=seeds), strict=True):
-        if reasons:
-            refused[task.id] = "failed the gates: " + "; ".join(
-                f"{r} ({CODE_HELP[r][0]})" if r in CODE_HELP else r for r in reasons
-            )
-        else:
-            passed.append(task)
-    return seeds + passed, refused
+    if not trust and synthetic:
+        for task, (_, reasons) in zip(synthetic, validate_tasks(synthetic, pool_tasks=seeds), strict=True):
+            if reasons:
+                refused[task.id] = "failed the gates: " + "; ".join(
+                    f"{r} ({CODE_HELP[r][0]})" if r in CODE_HELP else r for r in reasons
+                )
+    return [t for t in tasks if t.id not in refused], refused  # the file's order: admission order
 
 
 @buffer_app.command()

@@ -211,7 +211,7 @@ def run(
 
 
 @synth_app.command("codes")
-def codes(as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False) -> None:
+def codes(as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of text")] = False) -> None:
     """Every failure and rejection code of synthesis: what it means and what to change."""
     from graphs.synthesis.backend import FAILURE_CODES
     from graphs.synthesis.gates import REJECTION_REASONS

@@ -175,7 +175,7 @@ def test_each_mistake_gets_one_clear_line(case: Case, outcomes: dict[str, Outcom
         assert word not in got.out, (word, got.out)
     if case.max_s is not None:
         assert got.seconds < case.max_s, got.seconds
-    if case.code == 2 and "Error" not in got.out:  # our own messages (not click's usage box) are one line
+    if case.code == 2 and "Invalid value" not in got.out:  # ours, not click's usage box: one line
         assert len([line for line in got.out.splitlines() if line.strip()]) == 1, got.out
 
 
@@ -246,7 +246,7 @@ def test_random_files_end_cleanly(content: bytes, redis_url: str, tmp_path: Path
         assert "Traceback" not in res.output
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(files=st.dictionaries(st.sampled_from(["metrics.jsonl", "events.jsonl", "synth.json", "buffer.jsonl", "config.json"]),
                              contents, max_size=5))  # fmt: skip
 def test_random_run_dirs_report_cleanly(files: dict[str, bytes], tmp_path_factory: pytest.TempPathFactory) -> None:
