@@ -282,6 +282,10 @@ def validate(
         tasks = read_tasks(file)
     except TaskFileError as e:
         raise _fail(str(e)) from None
+    bad_ids = [problem for t in tasks if (problem := id_problem(t.id)) is not None]
+    if bad_ids:  # the gates read the category from the id
+        more = f" (and {len(bad_ids) - 1} more)" if len(bad_ids) > 1 else ""
+        raise _fail(f"{file}: {bad_ids[0]}{more}")
     results = validate_tasks(tasks)
     counts = Counter(r for _, reasons in results for r in reasons)
     passed = sum(1 for _, reasons in results if not reasons)

@@ -89,6 +89,7 @@ CASES: list[Case] = [
     # --- causes said plainly
     Case("seed-bad-id", ("synth", "run", "--seed", "my_task_1", "--tasks", "{dir}/badid.jsonl", "--out", "{dir}/v.jsonl"), 2,
          ("not of the form multi_turn_<category>_<n>", "my_task_1")),  # fmt: skip
+    Case("validate-bad-id", ("synth", "validate", "{dir}/badid.jsonl"), 2, ("badid.jsonl", "'my_task_1'", "multi_turn_<category>_<n>")),
     Case("synth-codes", ("synth", "codes"), 0, ("signature_far", "gt_call_error", "pool_duplicate", "means", "change")),
     Case("report-empty", ("report", "{dir}/emptyrun"), 0, ("warning", "metrics.jsonl not found", "events.jsonl not found",
                                                           "synth.json not found", "buffer.jsonl not found")),  # fmt: skip
@@ -142,8 +143,20 @@ def _run(case: Case, fill: dict[str, str]) -> Outcome:
     return Outcome(p.returncode, p.stdout + p.stderr, time.monotonic() - t0)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _clean_runs(redis_url: str) -> Iterator[None]:
+    """Every run this module writes (cli-errors-*) is deleted afterwards."""
+    yield
+    r = redis.Redis.from_url(redis_url)
+    try:
+        for key in r.scan_iter(match=f"rods:{RUN}-*"):
+            r.delete(key)
+    finally:
+        r.close()
+
+
 @pytest.fixture(scope="module")
-def outcomes(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Outcome]]:
+def outcomes(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     d = tmp_path_factory.mktemp("cli-errors")
     _files(d)
     r = redis.Redis.from_url(redis_url, decode_responses=True)
@@ -153,15 +166,10 @@ def outcomes(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     stream.read("cli-test")  # the malformed entry goes to the dead-letter stream
     fill = {"dir": str(d), "redis": redis_url.rsplit("/", 1)[0], "dead": f"redis://127.0.0.1:{free_port()}/0",
             "tls": redis_url.replace("redis://", "rediss://")}  # fmt: skip
-    try:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            futures = {c.name: pool.submit(_run, c, fill) for c in CASES}
-            yield {name: f.result() for name, f in futures.items()} | {"_dir": Outcome(0, str(d), 0.0)}
-    finally:
-        for run in ("a", "b", "c", "d", "fuzz"):
-            for key in r.scan_iter(match=RunKeys(f"{RUN}-{run}").pattern):
-                r.delete(key)
-        r.close()
+    r.close()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {c.name: pool.submit(_run, c, fill) for c in CASES}
+        return {name: f.result() for name, f in futures.items()} | {"_dir": Outcome(0, str(d), 0.0)}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
