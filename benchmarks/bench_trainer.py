@@ -54,7 +54,7 @@ def main() -> None:
     engine = make_engine(cfg.rollout, model, tok)
     seeds = training_tasks(cfg)
     static = StaticSource(seeds, cfg.rollout.tasks_per_step, 0)
-    loss_cfg = GRPOLossConfig(cfg.optim.clip_low, cfg.optim.clip_high, 0.0)
+    loss_cfg = GRPOLossConfig.from_config(cfg.optim, kl_coef=0.0)
 
     rows = []
     with RedisServer() as server:

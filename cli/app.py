@@ -69,7 +69,7 @@ def data_ids(split: str = typer.Option(..., help="train (400 seeds) or eval (400
     """Print the ids of one side of the fixed split, one a line, in BFCL order."""
     if split not in ("train", "eval"):
         raise _fail(f"--split must be 'train' or 'eval', not {split!r}")
-    ids = T.split_ids(split)  # type: ignore[arg-type]
+    ids = T.split_ids(split)
     for task in T.load_bfcl_tasks():
         if task.id in ids:
             sys.stdout.write(task.id + "\n")

@@ -130,20 +130,22 @@ def _merge(total: Any, part: Any) -> None:
         setattr(total, name, getattr(total, name) + getattr(part, name))
 
 
-def _backend(kind: str, model: str | None, api_base: str | None) -> Any:
-    if kind == "llm":
-        if not model:
-            raise _fail("--backend llm needs --model (a litellm model string, e.g. openai/gpt-4o-mini)")
-        from graphs.synthesis.llm import LLMBackend
+def _backend(kind: str | None, model: str | None, api_base: str | None) -> Any:
+    """The configured backend (`RODS_SYNTH_*`, sampling included), with the flags given."""
+    from pydantic import ValidationError
 
-        return LLMBackend(model, api_base=api_base)
-    if kind == "procedural":
-        try:
-            from graphs.synthesis.procedural import ProceduralBackend
-        except ImportError as e:
-            raise _fail(f"the procedural backend is not available in this install ({e})") from None
-        return ProceduralBackend()
-    raise _fail(f"--backend must be 'procedural' or 'llm', not {kind!r}")
+    from graphs.synthesis.backends import BackendConfigError, make_backend
+    from rods.config import Settings, SettingsError
+
+    try:
+        return make_backend(Settings(), kind=kind, model=model, api_base=api_base)
+    except SettingsError as e:  # a RODS_* variable: its name, value and what is allowed
+        raise _fail(str(e)) from None
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise _fail(f"the environment's {first['loc'][0]!r} setting: {first['msg']}") from None
+    except BackendConfigError as e:
+        raise _fail(str(e)) from None
 
 
 @synth_app.command("run")
@@ -151,9 +153,9 @@ def run(
     seed: Annotated[str, typer.Option("--seed", help="id of a training seed (or of a task in --tasks)")],
     out: Annotated[Path, typer.Option("--out", help="JSONL file for the validated variants")],
     n: Annotated[int, typer.Option("--n", min=1, max=MAX_VARIANTS, help=f"variants wanted (1–{MAX_VARIANTS})")] = 1,
-    backend: Annotated[str, typer.Option("--backend", help="procedural | llm")] = "procedural",
-    model: Annotated[str | None, typer.Option("--model", help="litellm model string (llm)")] = None,
-    api_base: Annotated[str | None, typer.Option("--api-base", help="OpenAI-compatible server URL")] = None,
+    backend: Annotated[str | None, typer.Option("--backend", help="procedural | llm (default: RODS_SYNTH_BACKEND, procedural)")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="litellm model string (llm; default: RODS_SYNTH_MODEL)")] = None,
+    api_base: Annotated[str | None, typer.Option("--api-base", help="OpenAI-compatible server URL (default: RODS_SYNTH_API_BASE)")] = None,
     tasks: Annotated[Path | None, typer.Option("--tasks", help="take the seed from this task file")] = None,
     rng_seed: Annotated[int, typer.Option("--rng-seed", help="seed of the run's randomness")] = 0,
 ) -> None:
@@ -172,6 +174,8 @@ def run(
     except EvalSeedError as e:
         raise _fail(str(e)) from None
     chosen = _backend(backend, model, api_base)
+    from graphs.synthesis.backend import BackendUnavailable
+
     total = SynthesisResult(seed_id=seed_task.id, requested=n)
     pool = gates.DedupIndex(threshold=SynthConfig().near_duplicate)  # this run's variants
     misses = 0
@@ -182,8 +186,11 @@ def run(
         bar = progress.add_task(f"variants of {seed_task.id}", total=n, info="")
         for i in range(n):
             # one variant per graph run: each is written the moment it is accepted
-            part = synthesize(seed_task, n_variants=1, backend=chosen, pool_index=pool,
-                              rng_seed=rng_seed + 7919 * i)  # fmt: skip
+            try:
+                part = synthesize(seed_task, n_variants=1, backend=chosen, pool_index=pool,
+                                  rng_seed=rng_seed + 7919 * i)  # fmt: skip
+            except BackendUnavailable as e:  # the model server, not the seed: no stage can succeed
+                raise _fail(f"{e} ({len(total.tasks)} variants written to {out} before)", code=1) from None
             _merge(total, part)
             for task in part.tasks:
                 pool.add(task)

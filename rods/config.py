@@ -28,7 +28,10 @@ def describe_errors(error: ValidationError, prefix: str = "RODS_") -> str:
     """One line per bad field: `RODS_X='value': what is allowed`, joined with '; '."""
     lines = []
     for e in error.errors():
-        field = str(e["loc"][0]) if e["loc"] else "(settings)"
+        if not e["loc"]:  # a rule across fields
+            lines.append(_allowed(e))
+            continue
+        field = str(e["loc"][0])
         name = "REDIS_URL" if field == "redis_url" else prefix + field.upper()
         source = "" if name in os.environ else " (given as a keyword)"
         lines.append(f"{name}={e.get('input')!r}{source}: {_allowed(e)}")
@@ -107,7 +110,16 @@ class Settings(BaseSettings):
     synth_top_p: float = 0.7  # nucleus sampling of the synthesizer (paper: 0.7)
     synth_signature_tolerance: float = 0.15  # largest structural distance of a variant to its seed
     synth_soft_time_limit_s: int = 600  # one request's graph run; then the task fails and retries
-    dispatch_max_in_flight: int = 8  # requests sent to workers and not yet finished
+    # requests sent to workers and not yet finished (or waiting to be retried); set it to the
+    # workers' total concurrency (replicas × --concurrency): queued tasks count against the deadline
+    dispatch_max_in_flight: int = 8
+    # a sent request without a result this long after the soft time limit is sent again (its
+    # worker died); must exceed the hard limit's margin (services.celery_app, 10 s)
+    dispatch_deadline_margin_s: int = 30
+    # a failed request (model server down, Redis error, lost worker) is sent again after
+    # base·2^(n-1) seconds, capped; after `max_deliveries` it is dead-lettered with its last error
+    dispatch_retry_base_s: float = 30.0
+    dispatch_retry_cap_s: float = 600.0
 
     def detector_rules(self) -> DetectorRules:
         return DetectorRules(

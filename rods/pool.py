@@ -309,5 +309,6 @@ def nest_counts(counts: dict[str, int]) -> dict[str, dict[str, object]]:
         parts = key.split("/", 2)
         if len(parts) == 3 and parts[0] in out:
             dims = out[parts[0]].setdefault(parts[1], {})
-            dims[parts[2]] = n  # type: ignore[index]
+            assert isinstance(dims, dict)  # a dimension's entry is always a dict (only "total" is not)
+            dims[parts[2]] = n
     return out

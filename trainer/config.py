@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -56,9 +56,9 @@ class OptimConfig(_Section):
     weight_decay: float = 0.0  # AdamW weight decay
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas
     grad_clip: float = 1.0  # max global grad norm (EnvTuning: 1.0)
-    clip_low: float = 0.2  # ratio clip below 1
-    clip_high: float = 0.28  # ratio clip above 1 ("clip-higher")
-    kl_coef: float = 0.01  # KL to the frozen initial policy (paper: 0.01); 0 drops the reference
+    clip_low: float = 0.2  # ratio clip below 1 (ε_low; EnvTuning: 0.2)
+    clip_high: float = 0.28  # ratio clip above 1 ("clip-higher", ε_high; EnvTuning: 0.28)
+    kl_coef: float = 0.01  # β, KL to the frozen initial policy (paper: 0.01); 0 drops the reference
     micro_batch: int = 8  # trajectories per forward/backward; gradients accumulate to the step
     ppo_epochs: int = 1  # optimisation passes over each batch (1 = strictly on-policy)
 
@@ -71,6 +71,12 @@ class LoopConfig(_Section):
     keep_checkpoints: int = 2  # older checkpoints are deleted
     run: str | None = None  # Redis run name; default: RODS_RUN (the services read it too)
     request_budget: int | None = None  # override the detector's M per step
+
+
+def default_of(section: type[BaseModel], name: str) -> Any:
+    """The default declared here for `section.name`: run-time objects that take the same knob
+    (`trainer.types.RolloutSettings`, `trainer.grpo.GRPOLossConfig`) default to it."""
+    return section.model_fields[name].default
 
 
 class TrainConfig(_Section):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rods.env.official import official_correct
-from rods.tasks import CATEGORIES, Task, load_split
+from rods.tasks import CATEGORIES, Split, Task, load_split
 
 COLUMNS = ("overall", *CATEGORIES)
 
@@ -102,7 +102,7 @@ def evaluate(
     checkpoint: str,
     out_dir: Path,
     *,
-    split: str = "eval",
+    split: Split = "eval",
     limit: int | None = None,
     device: str = "auto",
     rollout_overrides: dict[str, Any] | None = None,
@@ -118,7 +118,7 @@ def evaluate(
     model.eval()
     cfg = RolloutConfig(**(rollout_overrides or {}))
     engine = make_engine(cfg, model, tokenizer, device=dev, greedy=True)
-    tasks = limit_per_category(load_split(split), limit)  # type: ignore[arg-type]
+    tasks = limit_per_category(load_split(split), limit)
     groups = engine.rollout(tasks, 1)
     report = score_trajectories(tasks, [g[0] for g in groups])
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -132,7 +132,7 @@ def train(
     seeds = training_tasks(cfg)
     source = make_source(cfg, run_dir, settings, seeds)
     engine = make_engine(cfg.rollout, model, tokenizer, device=device)
-    loss_cfg = GRPOLossConfig(cfg.optim.clip_low, cfg.optim.clip_high, cfg.optim.kl_coef)
+    loss_cfg = GRPOLossConfig.from_config(cfg.optim)
     log = MetricsLog(run_dir, resume_step=start)
     metrics: dict[str, Any] = {}
     try:

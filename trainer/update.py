@@ -105,7 +105,7 @@ def grpo_update(
             ids, att = b.input_ids_N_T.to(device), b.attention_N_T.to(device)
             if ppo_epochs > 1:
                 old_logps[k] = token_logprobs(model, ids, att)[0]
-            if use_kl:
+            if use_kl and ref_model is not None:
                 ref_logps[k] = token_logprobs(ref_model, ids, att)[0]
     sums: dict[str, float] = {}
     grad_norm = 0.0
@@ -117,7 +117,9 @@ def grpo_update(
             mask = b.loss_mask_N_T.to(device)
             with autocast(device, bf16):
                 logp, ent = token_logprobs(model, ids, att, with_entropy=True)
-            old = old_logps[k] if old_logps[k] is not None else logp.detach()
+            old = old_logps[k]
+            if old is None:
+                old = logp.detach()
             loss, m = grpo_loss(logp, old, b.adv_N.to(device), mask, n_tokens, loss_cfg, ref_logps[k])
             loss.backward()
             for key, v in m.items():

@@ -148,7 +148,7 @@ def test_selection_invariants(
 
 @settings(max_examples=40, deadline=None)
 @given(step_inputs(), st.randoms())
-def test_selection_ignores_input_order(inputs, rnd) -> None:  # type: ignore[no-untyped-def]
+def test_selection_ignores_input_order(inputs, rnd) -> None:
     stats_B, last, step, rules = inputs
     shuffled = list(stats_B)
     rnd.shuffle(shuffled)
