@@ -179,29 +179,38 @@ def run(
     total = SynthesisResult(seed_id=seed_task.id, requested=n)
     pool = gates.DedupIndex(threshold=SynthConfig().near_duplicate)  # this run's variants
     misses = 0
-    with out.open("w", encoding="utf-8") as sink, Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err,
-    ) as progress:  # fmt: skip
-        bar = progress.add_task(f"variants of {seed_task.id}", total=n, info="")
-        for i in range(n):
-            # one variant per graph run: each is written the moment it is accepted
-            try:
-                part = synthesize(seed_task, n_variants=1, backend=chosen, pool_index=pool,
-                                  rng_seed=rng_seed + 7919 * i)  # fmt: skip
-            except BackendUnavailable as e:  # the model server, not the seed: no stage can succeed
-                raise _fail(f"{e} ({len(total.tasks)} variants written to {out} before)", code=1) from None
-            _merge(total, part)
-            for task in part.tasks:
-                pool.add(task)
-                sink.write(json.dumps(task.to_bfcl(), ensure_ascii=False) + "\n")
-                sink.flush()
-            misses = 0 if part.tasks else misses + 1
-            progress.update(bar, completed=len(total.tasks),
-                            info=f"{total.attempts} attempts, {i + 1 - len(total.tasks)} given up")  # fmt: skip
-            if misses >= GIVE_UP_AFTER:
-                err.print(f"stopping early: the last {misses} variants all failed (see the codes below)")
-                break
+    sink = None  # opened with the first accepted variant: a run that fails at once writes nothing
+    try:
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err,
+        ) as progress:  # fmt: skip
+            bar = progress.add_task(f"variants of {seed_task.id}", total=n, info="")
+            for i in range(n):
+                # one variant per graph run: each is written the moment it is accepted
+                try:
+                    part = synthesize(seed_task, n_variants=1, backend=chosen, pool_index=pool,
+                                      rng_seed=rng_seed + 7919 * i)  # fmt: skip
+                except BackendUnavailable as e:  # the model server, not the seed: no stage can succeed
+                    kept = f" ({len(total.tasks)} variants written to {out} before)" if total.tasks else ""
+                    raise _fail(f"{e}{kept}", code=1) from None
+                _merge(total, part)
+                for task in part.tasks:
+                    pool.add(task)
+                    sink = sink or out.open("w", encoding="utf-8")
+                    sink.write(json.dumps(task.to_bfcl(), ensure_ascii=False) + "\n")
+                    sink.flush()
+                misses = 0 if part.tasks else misses + 1
+                progress.update(bar, completed=len(total.tasks),
+                                info=f"{total.attempts} attempts, {i + 1 - len(total.tasks)} given up")  # fmt: skip
+                if misses >= GIVE_UP_AFTER:
+                    err.print(f"stopping early: the last {misses} variants all failed (see the codes below)")
+                    break
+    finally:
+        if sink is not None:
+            sink.close()
+    if sink is None:
+        out.write_text("", encoding="utf-8")  # the run ended: its (empty) result is the file
     err.print(
         f"{len(total.tasks)}/{n} variants of {seed} written to {out} "
         f"({total.attempts} attempts, synthesizer {chosen.name})"

@@ -150,14 +150,16 @@ def connect(settings: Settings | None = None, **overrides: object) -> redis.Redi
 
 
 def probe(settings: Settings) -> None:
-    """PING once through a client without retries whose replies wait at most the connect
-    timeout (a TLS handshake against a plain server never completes; it must not hang)."""
+    """PING through a client without retries whose replies wait at most the connect timeout (a
+    TLS handshake against a plain server never completes; it must not hang). A refused
+    connection is looked at twice more within 0.4 s, a timeout not again."""
     url, shown = settings.redis_url, redact(settings.redis_url)
     timeout = settings.connect_timeout_s
     r = redis.Redis.from_url(
         url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=Retry(ExponentialBackoff(), 0)
     )
     deadline = time.monotonic() + max(timeout, 30.0)  # a large data set may take a while to load
+    refusals = [0.1, 0.3]
     try:
         while True:
             try:
@@ -175,7 +177,11 @@ def probe(settings: Settings) -> None:
             except ResponseError as e:
                 raise RedisUnavailable(_response_message(shown, e)) from None
             except TRANSIENT as e:
-                raise RedisUnavailable(unreachable_message(shown, e)) from None
+                # a refusal may be a blip of a loaded machine: look twice more, 0.4 s in all; a
+                # timeout has already waited the whole connect timeout
+                if isinstance(e, RedisTimeoutError) or not refusals:
+                    raise RedisUnavailable(unreachable_message(shown, e)) from None
+                time.sleep(refusals.pop(0))
     finally:
         r.close()
 
