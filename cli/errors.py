@@ -77,12 +77,12 @@ class RodsGroup(TyperGroup):
             ) from None
 
 
-def check_input_file(path: Path, what: str = "file") -> None:
+def check_input_file(path: Path, what: str = "file", form: str = "one JSON object a line") -> None:
     """A readable regular file, or a one-line usage error (exit 2)."""
     if not path.exists():
         raise fail(f"{path}: no such {what}")
     if path.is_dir():
-        raise fail(f"{path} is a directory; give a {what} (one JSON object a line)")
+        raise fail(f"{path} is a directory; give a {what} ({form})")
     if not os.access(path, os.R_OK):
         raise fail(f"{path}: permission denied")
 

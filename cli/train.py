@@ -18,13 +18,18 @@ WEIGHTS = ("*.safetensors", "pytorch_model*.bin")  # what makes a directory a ch
 
 
 def _load(config: Path | None, mode: str | None, steps: int | None):  # noqa: ANN202
+    from cli.errors import check_input_file, fail
     from trainer.config import ConfigError, load_config
 
+    if config is not None:
+        check_input_file(config, "TOML config file", "e.g. configs/demo.toml")
     try:
         cfg = load_config(config)
     except ConfigError as e:
         err.print(f"[bold red]error:[/] {e}")
         raise typer.Exit(2) from None
+    except UnicodeDecodeError as e:
+        raise fail(f"--config {config}: not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from None
     if mode is not None:
         if mode not in ("rods", "static"):
             err.print(f"[bold red]error:[/] --mode must be 'rods' or 'static', not {mode!r}")

@@ -79,6 +79,9 @@ CASES: list[Case] = [
     Case("synth-out-dir", ("synth", "run", "--seed", SEED, "--out", "{dir}/adir"), 2, ("is a directory",)),
     Case("synth-out-missing-dir", ("synth", "run", "--seed", SEED, "--out", "{dir}/nodir/v.jsonl"), 2, ("does not exist",)),
     Case("export-to-dir", ("buffer", "export", "{dir}/adir", "--redis-url", "{redis}"), 2, ("is a directory",)),
+    Case("train-config-dir", ("train", "--config", "{dir}/adir", "--run-dir", "{dir}/tr"), 2, ("adir is a directory",)),
+    Case("train-config-binary", ("train", "--config", "{dir}/latin.jsonl", "--run-dir", "{dir}/tr"), 2,
+         ("latin.jsonl", "not UTF-8")),  # fmt: skip
     # --- checkpoints and bounds
     Case("eval-empty-dir", ("eval", "--checkpoint", "{dir}/adir"), 2, ("holds no checkpoint",)),
     Case("eval-limit", ("eval", "--checkpoint", "{dir}/adir", "--limit", "-1"), 2, ("--limit",)),
