@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cli import experiment as cli_experiment
 from cli import report as cli_report
 from cli import services as cli_services
 from cli import sft as cli_sft
@@ -272,6 +273,7 @@ app.command("eval")(cli_train.evaluate)
 app.command("sft")(cli_sft.sft)
 app.command("report")(cli_report.report)
 app.command("dispatcher")(cli_services.dispatcher)
+app.command("experiment")(cli_experiment.experiment)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     category_quota: int = 4  # most requests per category per step
     cooldown_steps: int = 10  # steps before the same task may be requested again
     n_variants: int = 1  # variants asked per request
+    min_var: float = 1e-6  # ε: a group needs observed reward variance above this to be requested
 
     # --- replay buffer (rods.pool)
     beta: float = 0.20  # most staged tasks promoted per epoch, as a fraction of the active pool
@@ -92,6 +93,8 @@ class Settings(BaseSettings):
     seeds_can_retire: bool = False  # whether the 400 seeds may ever retire
     sample_mode: Literal["uniform", "boundary"] = "uniform"  # how the trainer samples the pool
     weight_floor: float = 0.05  # least boundary-weighted sampling weight
+    staged_cap: int = 0  # most tasks waiting in staged; beyond it the lowest-ranked retire (0: no cap)
+    staged_max_age: int = 0  # a task staged longer than this many steps retires (0: never)
     # approximate cap of the event log (entries); a 32-group report event is ~11 KB, so 200k
     # entries is ~2 GB at most; the log replays completely only while it is not trimmed
     events_maxlen: int = 200_000
@@ -129,6 +132,7 @@ class Settings(BaseSettings):
             category_quota=self.category_quota,
             cooldown_steps=self.cooldown_steps,
             n_variants=self.n_variants,
+            min_var=self.min_var,
         )
 
     def pool_rules(self) -> PoolRules:
@@ -144,5 +148,7 @@ class Settings(BaseSettings):
             seeds_can_retire=self.seeds_can_retire,
             sample_mode=self.sample_mode,
             weight_floor=self.weight_floor,
+            staged_cap=self.staged_cap,
+            staged_max_age=self.staged_max_age,
             detector=self.detector_rules(),
         )

@@ -58,6 +58,8 @@ class RolloutSettings:
     greedy: bool = False  # argmax decoding (evaluation)
     tool_result_chars: int = 80  # template kwarg: tool results cut to this many characters
     seed: int | None = None  # own sampling generator; None = torch's global RNG (checkpointed)
+    protocol: str = "train"  # episode rules: "train" or "bfcl" (rods.env.episode)
+    env_hints: bool = False  # tool error messages carry actionable hints (rods.env.hints)
 
     @classmethod
     def from_config(cls, cfg: RolloutConfig, **overrides: Any) -> RolloutSettings:
@@ -81,3 +83,7 @@ class TaskSource(Protocol):
     def end_epoch(self, step: int) -> dict[str, float]: ...
 
     def pool_metrics(self) -> dict[str, float]: ...
+
+    def state(self) -> dict[str, Any]: ...  # loop position saved in the checkpoint
+
+    def restore(self, state: dict[str, Any]) -> None: ...

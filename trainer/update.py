@@ -83,9 +83,12 @@ def grpo_update(
     use_kl = ref_model is not None and loss_cfg.kl_coef > 0
     n_tokens = sum(sum(t.loss_mask) for t in flat)
     keep = [i for i in range(len(flat)) if (use_kl or adv_N[i] != 0) and sum(flat[i].loss_mask) > 0]
+    n_tokens_adv = sum(sum(t.loss_mask) for t, a in zip(flat, adv_N.tolist(), strict=True) if a != 0)
     metrics: dict[str, float] = {
         "update/trajectories": float(len(keep)),
         "update/skipped_zero_adv": float(len(flat) - len(keep)),
+        # the share of the update's policy tokens that carry a policy gradient (depletion)
+        "train/frac_tokens_nonzero_adv": n_tokens_adv / n_tokens if n_tokens else float("nan"),
     }
     if not keep:
         metrics["time/update"] = time.perf_counter() - t0

@@ -83,7 +83,7 @@ CASES: list[Case] = [
     Case("train-config-binary", ("train", "--config", "{dir}/latin.jsonl", "--run-dir", "{dir}/tr"), 2,
          ("latin.jsonl", "not UTF-8")),  # fmt: skip
     # --- checkpoints and bounds
-    Case("eval-empty-dir", ("eval", "--checkpoint", "{dir}/adir"), 2, ("holds no checkpoint",)),
+    Case("eval-empty-dir", ("eval", "--checkpoint", "{dir}/adir"), 2, ("no checkpoint here", "model directory")),
     Case("eval-limit", ("eval", "--checkpoint", "{dir}/adir", "--limit", "-1"), 2, ("--limit",)),
     Case("max-in-flight-0", ("dispatcher", "--max-in-flight", "0"), 2, ("--max-in-flight",)),
     Case("max-in-flight-neg", ("dispatcher", "--max-in-flight", "-5"), 2, ("--max-in-flight",)),

@@ -176,14 +176,3 @@ def test_synth_run_metrics_are_valid_json_and_a_bad_seed_id_is_explained(tmp_pat
     assert res.exit_code == 2 and "not of the form multi_turn_<category>_<n>" in res.output
     assert "pipeline_exception" not in res.output
 
-
-def test_a_checkpoint_is_a_directory_with_weights_in_or_below_it(tmp_path: Path) -> None:
-    from cli.train import checkpoint_problem
-
-    step = tmp_path / "run" / "checkpoints" / "step_000012"
-    step.mkdir(parents=True)
-    (tmp_path / "run" / "config.json").write_text("{}")  # the trainer's config: not a model
-    assert "holds no checkpoint" in str(checkpoint_problem(tmp_path / "run"))
-    (step / "model.safetensors").write_bytes(b"")
-    assert checkpoint_problem(step) is None and checkpoint_problem(tmp_path / "run") is None
-    assert "is a file" in str(checkpoint_problem(step / "model.safetensors"))
