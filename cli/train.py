@@ -123,4 +123,3 @@ def evaluate(
                       rollout_overrides=cfg.rollout.model_dump(), protocol=protocol)  # type: ignore[arg-type]
     console.print(report.markdown(f"{model_dir} on {split}", protocol))
     console.print(f"written to {out_dir}/eval.json and eval.md")
-

@@ -175,4 +175,3 @@ def test_synth_run_metrics_are_valid_json_and_a_bad_seed_id_is_explained(tmp_pat
     res = runner.invoke(synth_app, ["run", "--seed", "base5", "--tasks", str(tasks), "--out", str(tmp_path / "o.jsonl")])
     assert res.exit_code == 2 and "not of the form multi_turn_<category>_<n>" in res.output
     assert "pipeline_exception" not in res.output
-
