@@ -13,17 +13,22 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _load(config: Path | None, mode: str | None, steps: int | None):  # noqa: ANN202
+    from cli.errors import check_input_file, fail
     from trainer.config import ConfigError, load_config
 
+    if config is not None:
+        check_input_file(config, "TOML config file", "e.g. configs/demo.toml")
     try:
         cfg = load_config(config)
     except ConfigError as e:
         err.print(f"[bold red]error:[/] {e}")
         raise typer.Exit(2) from None
+    except UnicodeDecodeError as e:
+        raise fail(f"--config {config}: not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from None
     if mode is not None:
         if mode not in ("rods", "static", "uniform"):
             err.print(f"[bold red]error:[/] --mode must be 'rods', 'static' or 'uniform', not {mode!r}")
@@ -92,7 +97,7 @@ def evaluate(
     checkpoint: Annotated[str, typer.Option("--checkpoint", help="a model directory, or a run directory (its best/ or latest checkpoint)")],
     split: Annotated[str, typer.Option("--split", help="eval (held out) or train")] = "eval",
     protocol: Annotated[str, typer.Option("--protocol", help="train (the training rollout loop) or bfcl (bfcl-eval's inference semantics)")] = "train",
-    limit: Annotated[int | None, typer.Option("--limit", help="tasks per category, for a quick look")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="tasks per category, for a quick look")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="where eval.json / eval.md go (default: <model>/eval-<split>-<protocol>)")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML config for rollout limits")] = None,
 ) -> None:

@@ -3,21 +3,62 @@
 Fields are grouped by concern, each with a one-line comment. `Settings()` reads the environment
 once; pass the object down instead of reading the environment again. The pure rule objects
 (`DetectorRules`, `PoolRules`) are built from it with `detector_rules()` and `pool_rules()`.
+
+A value that does not fit its field raises `SettingsError` (a `ValueError`), one line that names
+the environment variable, the value and what is allowed — never pydantic's whole report.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rods.boundary import DetectorRules
 from rods.pool import PoolRules
 
 
+class SettingsError(ValueError):
+    """An environment variable (or a keyword) that does not fit its setting."""
+
+
+def describe_errors(error: ValidationError, prefix: str = "RODS_") -> str:
+    """One line per bad field: `RODS_X='value': what is allowed`, joined with '; '."""
+    lines = []
+    for e in error.errors():
+        if not e["loc"]:  # a rule across fields
+            lines.append(_allowed(e))
+            continue
+        field = str(e["loc"][0])
+        name = "REDIS_URL" if field == "redis_url" else prefix + field.upper()
+        source = "" if name in os.environ else " (given as a keyword)"
+        lines.append(f"{name}={e.get('input')!r}{source}: {_allowed(e)}")
+    return "invalid setting: " + "; ".join(lines)
+
+
+def _allowed(e: Any) -> str:
+    kind, ctx = e.get("type", ""), e.get("ctx") or {}
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '')}"
+    if kind.startswith("int_"):
+        return "must be a whole number, e.g. 3"
+    if kind.startswith("float_"):
+        return "must be a number, e.g. 0.5"
+    if kind.startswith("bool_"):
+        return "must be true or false (also 1/0, yes/no)"
+    return str(e.get("msg", "invalid value")).removeprefix("Value error, ")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RODS_", extra="ignore", frozen=True)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as e:
+            raise SettingsError(describe_errors(e)) from None
 
     # --- Redis connection
     redis_url: str = Field(

@@ -139,4 +139,4 @@ def test_run_builds_the_configured_llm_backend(tmp_path, monkeypatch):
     assert res.exit_code == 0 and built[-1]["api_base"] == "http://other:1/v1"
     monkeypatch.setenv("RODS_SYNTH_BACKEND", "magic")
     res = runner.invoke(synth_app, ["run", "--seed", SEED_ID, "--out", str(out)])
-    assert res.exit_code == 2 and "synth_backend" in res.output
+    assert res.exit_code == 2 and "RODS_SYNTH_BACKEND='magic'" in res.output and "'llm'" in res.output
