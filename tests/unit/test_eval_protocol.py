@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from trainer.checkpoint import CheckpointNotFound, resolve_checkpoint
-from trainer.evaluate import EvalReport, protocol_settings
 from trainer.config import RolloutConfig
+from trainer.evaluate import EvalReport, protocol_settings
 from trainer.types import RolloutSettings
 
 
