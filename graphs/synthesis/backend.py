@@ -39,6 +39,27 @@ PATCHABLE_CODES: frozenset[str] = frozenset(
 )
 
 
+class BackendUnavailable(RuntimeError):
+    """The backend could not be asked at all: not a bad proposal, so not a counted `Failure`.
+
+    Raised (never returned) by a backend whose model cannot be reached or is misconfigured; it
+    escapes the graph (nodes re-raise it), so no partial result is stored and a worker's request
+    is retried later instead of being acknowledged as done with nothing staged.
+    `retryable`: a transient fault (connection refused, timeout, 5xx, rate limit) that the same
+    request may get past later; False for a configuration error (wrong model name, bad key) that
+    only a person can fix — `rods synth run` stops on either, a worker retries both with backoff
+    and dead-letters after the delivery limit (so a fixed configuration still gets the request).
+    """
+
+    retryable = True
+
+
+class BackendMisconfigured(BackendUnavailable):
+    """The model server answered, but refuses this configuration (unknown model, bad API key)."""
+
+    retryable = False
+
+
 @dataclass(frozen=True)
 class Failure:
     code: str  # one of FAILURE_CODES

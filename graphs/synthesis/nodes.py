@@ -28,6 +28,7 @@ from graphs.synthesis.backend import (
     FAILURE_CODES,
     PATCHABLE_CODES,
     ArgContext,
+    BackendUnavailable,
     Failure,
     Plan,
     PlanContext,
@@ -54,6 +55,8 @@ def guarded(stage: str) -> Callable[[Node], Node]:
             t0 = time.perf_counter()
             try:
                 out = fn(state, runtime)
+            except BackendUnavailable:
+                raise  # not the variant's fault: the whole request is retried later
             except Exception as e:  # noqa: BLE001 - a node bug must not kill the worker
                 runtime.context.notes.setdefault("exceptions", []).append(f"{stage}: {e!r}")
                 out = {"outcome": "failed", "failures": {"pipeline_exception": 1}}

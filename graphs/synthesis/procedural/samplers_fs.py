@@ -85,7 +85,7 @@ def cd(s: Scope) -> dict[str, Any]:
     if dirs:
 
         def files_in(d: str) -> int:
-            return sum(isinstance(i, File) for i in _cwd(s).contents[d].contents.values())  # type: ignore[union-attr]
+            return sum(isinstance(i, File) for i in _cwd(s).contents[d].contents.values())
 
         rich = sorted(dirs, key=lambda d: -files_in(d))
         return {"folder": rich[0] if s.chance(0.85) else s.pick(dirs)}
@@ -182,7 +182,7 @@ def _into_dir(s: Scope, source: str) -> list[str]:
     return [
         d
         for d in _dirs(s)
-        if d != source and source not in _cwd(s).contents[d].contents  # type: ignore[union-attr]
+        if d != source and source not in _cwd(s).contents[d].contents
     ]
 
 
@@ -222,7 +222,7 @@ def rmdir(s: Scope) -> dict[str, Any]:
     empty = [
         d
         for d in _dirs(s)
-        if d in made and not _cwd(s).contents[d].contents  # type: ignore[union-attr]
+        if d in made and not _cwd(s).contents[d].contents
     ]
     return {"dir_name": _pick_recent(s, empty, "folder made in this conversation")}
 
