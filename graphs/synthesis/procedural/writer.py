@@ -66,6 +66,7 @@ _FRAMES = (
     ("Just ", "."), ("Would you ", "?"), ("Next ", "."), ("Also ", "."), ("Then ", "."),
     ("Quickly ", "."), ("Pls ", "."), ("Try to ", "."), ("First ", "."), ("Kindly ", "."),
 )  # fmt: skip
+_LATER_ONLY = frozenset({"Next ", "Also ", "Then ", "Now "})
 # Joins between clauses of one turn: (text, starts a new sentence).
 _JOINS = (
     (" and ", False), (", then ", False), (", and then ", False), (" and also ", False),
@@ -219,6 +220,8 @@ def _frame(clauses: list[str], first: bool, rng: random.Random, opener: bool = T
         joinable = kind == "i" and not located
         if n == 0 and kind == "i" and not located:
             prefix, terminal = rng.choice(_FRAMES)
+            if first and prefix in _LATER_ONLY:
+                prefix = ""  # a conversation does not open with "Next …"
             current = prefix + _low(text) if prefix else text
         elif n == 0:
             current = text
