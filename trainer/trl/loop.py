@@ -22,6 +22,7 @@ epoch position); starting again on the same directory resumes from the last chec
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -166,10 +167,17 @@ def build_trainer(
     if cfg.loop.mode != "rods":
         raise ConfigError("--trainer trl runs the rods mode (buffer + detector); use --trainer native for static")
     settings = settings or Settings()
+    device = resolve_device(cfg.policy.device)
+    # TRL's config sets up the process group (gloo on CPU); the launchers export WORLD_SIZE
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    args = grpo_args(cfg, run_dir, world, use_cpu=device.type == "cpu", **trl_overrides)
     state = PartialState()
+    if state.num_processes != world:
+        raise RuntimeError(f"{state.num_processes} processes joined, WORLD_SIZE says {world}")
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_dir = run_dir / "checkpoints"
-    resume = Path(get_last_checkpoint(str(ckpt_dir))) if ckpt_dir.is_dir() and get_last_checkpoint(str(ckpt_dir)) else None
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    resume = Path(last) if last else None
     run = cfg.loop.run or settings.run
     r = connect(settings)
     source = None
@@ -185,7 +193,6 @@ def build_trainer(
         _policy_source(cfg, run_dir)  # builds the tiny model once, before the others read it
     state.wait_for_everyone()
     batches.buffer = source.buffer if source is not None else RedisBuffer(r, run, settings.pool_rules())
-    device = resolve_device(cfg.policy.device)
     model, tokenizer = load_policy(_policy_source(cfg, run_dir), device="cpu")
     rollout = RolloutFunc(
         batches.buffer, tokenizer, RolloutSettings.from_config(cfg.rollout), seed=cfg.policy.seed,
@@ -195,7 +202,6 @@ def build_trainer(
     start = json.loads((resume / "trainer_state.json").read_text())["global_step"] if resume else 0
     log = MetricsLog(run_dir, resume_step=start) if state.is_main_process else None
     writer = _metrics_callback(reward, log, source, on_step)
-    args = grpo_args(cfg, run_dir, state.num_processes, use_cpu=device.type == "cpu", **trl_overrides)
     trainer = GRPOTrainer(
         model=model, reward_funcs=[reward, *extra_reward_funcs], args=args,
         train_dataset=buffer_dataset(batches), processing_class=tokenizer,
