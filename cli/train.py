@@ -92,6 +92,8 @@ def train(
 
 def _trl_train():  # noqa: ANN202
     try:
+        import trl  # noqa: F401
+
         from trainer.trl.loop import train_trl
     except ImportError as e:
         if e.name not in ("trl", "datasets", "accelerate"):

@@ -226,6 +226,89 @@ def test_native_and_trl_give_the_same_rewards_for_the_same_completions(tmp_path,
     r.close()
 
 
+def test_a_group_of_two_tasks_is_refused():
+    from rods.env.reward import Score
+    from trainer.trl.dataset import pad_to
+    from trainer.trl.reward import MixedGroupError, check_groups
+    from trainer.types import Trajectory
+
+    def row(task: str, step: int = 0) -> tuple[str, int, Trajectory]:
+        score = Score(task, [False], 0.0, False)
+        return task, step, Trajectory(task, [], [], [], 0.0, False, score, "completed", 0)
+
+    assert [[t.task_id for t in g] for g in check_groups([row("a")] * 2 + [row("b")] * 2, 2)] == [["a"] * 2, ["b"] * 2]
+    with pytest.raises(MixedGroupError, match="mixes"):  # what TRL alone would train on silently
+        check_groups([row("a"), row("a"), row("b"), row("a")], 2)
+    with pytest.raises(MixedGroupError, match="mixes"):  # one task, but rows of two steps
+        check_groups([row("a", 0), row("a", 1)], 2)
+    with pytest.raises(MixedGroupError, match="whole number"):
+        check_groups([row("a")] * 3, 2)
+    assert pad_to(["x", "y"], 5) == ["x", "y", "x", "y", "x"] and pad_to(["x", "y", "z"], 2) == ["x", "y"]
+
+
+class GreedyServer:
+    """A stand-in for TRL's VLLMClient: greedy messages from a local model, one call per round."""
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.calls: list[int] = []
+
+    def generate(self, prompts, n, temperature, top_p, max_tokens, logprobs, generation_kwargs):  # noqa: ANN001, ANN201
+        assert n == 1 and logprobs == 0 and temperature == 0.0
+        stop = set(generation_kwargs["stop_token_ids"])
+        self.calls.append(len(prompts))
+        out_ids, out_lps = [], []
+        for prompt in prompts:
+            ids, lps = list(prompt), []
+            while len(ids) - len(prompt) < max_tokens:
+                with torch.no_grad():
+                    logp = torch.log_softmax(self.model(input_ids=torch.tensor([ids])).logits[0, -1].float(), -1)
+                tok = int(logp.argmax())
+                ids.append(tok)
+                lps.append([float(logp[tok])])
+                if tok in stop:
+                    break
+            out_ids.append(ids[len(prompt):])
+            out_lps.append(lps)
+        return {"completion_ids": out_ids, "logprobs": out_lps}
+
+
+def test_server_engine_makes_one_generate_call_per_turn_and_matches_the_hf_engine(tmp_path):
+    from tests.unit.tiny_lm import demo_tasks, small_policy
+    from trainer.policy import load_policy
+    from trainer.rollout import HFRolloutEngine
+    from trainer.trl.rollout import ServerRolloutEngine, server_round
+    from trainer.types import RolloutSettings
+
+    torch.set_num_threads(1)
+    model, tok = load_policy(small_policy(tmp_path / "tiny", n_corpus=4))
+    settings = RolloutSettings(greedy=True, max_new_tokens=8, max_total_tokens=200, compact_tools=True)
+    tasks = demo_tasks(2)
+    server = GreedyServer(model)
+    engine = ServerRolloutEngine(model, tok, settings, lambda _: None)
+    engine.generate_round = server_round(server, settings, engine.stop_ids)
+    got = [t for g in engine.rollout(tasks, 2) for t in g]
+    ref = [t for g in HFRolloutEngine(model, tok, settings).rollout(tasks, 2) for t in g]
+    assert len(server.calls) == engine.rounds > 1  # one call per round of assistant messages
+    assert server.calls[0] == 4 and server.calls == sorted(server.calls, reverse=True)
+    for a, b in zip(got, ref, strict=True):
+        assert a.token_ids == b.token_ids and a.loss_mask == b.loss_mask and a.reward == b.reward
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+
+
+def test_cli_names_the_extra_when_trl_is_missing(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    monkeypatch.setitem(sys.modules, "trl", None)  # `import trl` raises ImportError(name="trl")
+    monkeypatch.delitem(sys.modules, "trainer.trl.loop", raising=False)
+    monkeypatch.delitem(sys.modules, "trainer.trl.rollout", raising=False)
+    res = CliRunner().invoke(app, ["train", "--trainer", "trl", "--run-dir", str(tmp_path / "r")])
+    assert res.exit_code == 2
+    assert "install the trl extra: pip install -e '.[trl]'" in res.output
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
