@@ -30,5 +30,5 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3.11 pyth
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 COPY --from=base /app /app
-RUN pip install '.[gpu]' && pip install --no-deps bfcl-eval==2026.3.23 mpmath
+RUN pip install '.[gpu,trl]' deepspeed && pip install --no-deps bfcl-eval==2026.3.23 mpmath
 ENTRYPOINT ["rods"]

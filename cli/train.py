@@ -98,7 +98,7 @@ def _trl_train():  # noqa: ANN202
     except ImportError as e:
         if e.name not in ("trl", "datasets", "accelerate"):
             raise
-        err.print("[bold red]error:[/] --trainer trl needs TRL: install the trl extra: pip install -e '.[trl]'")
+        err.print("[bold red]error:[/] --trainer trl needs TRL: install the trl extra: pip install -e '.\\[trl]'")
         raise typer.Exit(2) from None
     return train_trl
 
