@@ -226,6 +226,33 @@ def test_native_and_trl_give_the_same_rewards_for_the_same_completions(tmp_path,
     r.close()
 
 
+def test_a_resumed_run_trains_the_batches_decided_before_the_crash(tmp_path, warm_policy, redis_url, run_name):
+    from rods.store.buffer import RedisBuffer
+    from rods.store.connection import connect
+    from trainer.trl.dataset import StepBatches
+    from trainer.trl.loop import train_trl
+
+    torch.set_num_threads(1)
+    settings = Settings(redis_url=redis_url, run=run_name, connect_retries=8)
+    r = connect(settings)
+    buffer = RedisBuffer(r, run_name, settings.pool_rules())
+    buffer.load_seeds(_demo(WARM_TASK, "multi_turn_base_37", "multi_turn_base_4"))
+    run_dir = tmp_path / "run"
+    train_trl(config(warm_policy, run_name, B=2, micro=8, steps=2, seed=5), run_dir, settings=settings)
+    decided = StepBatches(r, buffer, run_name, 2, 5).stored()
+    assert sorted(decided) == [0, 1, 2]  # step 2 was read ahead before the run stopped
+    jitter = Jitter()
+    result = train_trl(config(warm_policy, run_name, B=2, micro=8, steps=3, seed=5), run_dir,
+                       settings=settings, extra_reward_funcs=[jitter])
+    assert result.resumed_from == 2
+    assert [row["step"] for row in jitter.rows] == [2]
+    assert jitter.rows[0]["task_ids"] == [t for t in decided[2] for _ in range(4)]
+    assert {k: v for k, v in StepBatches(r, buffer, run_name, 2, 5).stored().items() if k < 3} == decided
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+    r.close()
+
+
 def test_a_group_of_two_tasks_is_refused():
     from rods.env.reward import Score
     from trainer.trl.dataset import pad_to
