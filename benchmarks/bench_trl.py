@@ -118,6 +118,10 @@ def run_native(cfg: Any, model_dir: str, batches: dict[int, list[str]], buffer: 
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas,
                                   weight_decay=cfg.optim.weight_decay)
     engine = make_engine(cfg.rollout, model, tok)
+    ref_model = None
+    if cfg.optim.kl_coef > 0:
+        ref_model, _ = load_policy(model_dir)
+        ref_model.eval().requires_grad_(False)
     loss_cfg = GRPOLossConfig(cfg.optim.clip_low, cfg.optim.clip_high, cfg.optim.kl_coef)
     rows = []
     for step in range(cfg.loop.steps):
@@ -127,7 +131,8 @@ def run_native(cfg: Any, model_dir: str, batches: dict[int, list[str]], buffer: 
         groups = engine.rollout(tasks, cfg.rollout.group_size)
         t1 = time.perf_counter()
         grpo_update(model, optimizer, groups, loss_cfg=loss_cfg, micro_batch=cfg.optim.micro_batch,
-                    grad_clip=cfg.optim.grad_clip, pad_id=tok.pad_token_id, device=torch.device("cpu"))
+                    grad_clip=cfg.optim.grad_clip, pad_id=tok.pad_token_id, device=torch.device("cpu"),
+                    ref_model=ref_model)
         t2 = time.perf_counter()
         rows.append({"step_s": t2 - t0, "rollout_s": t1 - t0, "update_s": t2 - t1})
     return rows
@@ -139,6 +144,8 @@ def main() -> None:
     ap.add_argument("--config", default="configs/demo.toml")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--kl", type=float, help="override optim.kl_coef (0.01: both trainers do the full update "
+                    "with a reference model; with 0 the native update skips zero-advantage rollouts)")
     ap.add_argument("--out", default="benchmarks/results/trl.md")
     args = ap.parse_args()
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -149,6 +156,7 @@ def main() -> None:
     cfg = base.model_copy(update={
         "policy": base.policy.model_copy(update={"init_from": model_dir, "device": "cpu"}),
         "loop": base.loop.model_copy(update={"steps": args.steps, "checkpoint_every": 10_000, "run": "bench"}),
+        "optim": base.optim.model_copy(update={"kl_coef": base.optim.kl_coef if args.kl is None else args.kl}),
     })
     with RedisServer() as server:
         settings = Settings(redis_url=server.url, run="bench")
@@ -168,9 +176,9 @@ def main() -> None:
     load = os.getloadavg()[0]
     text = f"""## RODS inside TRL (CPU, {args.config})
 
-Command: `HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_trl.py {'--model ' + args.model if args.model else ''} --steps {args.steps} --threads {args.threads}`
+Command: `HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_trl.py {'--model ' + args.model + ' ' if args.model else ''}--steps {args.steps} --threads {args.threads}{'' if args.kl is None else f' --kl {args.kl}'}`
 Machine: nproc {os.cpu_count()}, Python {platform.python_version()}, torch {torch.__version__}; 1-min load {load:.2f}
-Batch: {cfg.rollout.tasks_per_step} tasks × G = {cfg.rollout.group_size}, micro-batch {cfg.optim.micro_batch}, fp32, {args.threads} torch thread(s); model: {args.model or 'quick warm start'}.
+Batch: {cfg.rollout.tasks_per_step} tasks × G = {cfg.rollout.group_size}, micro-batch {cfg.optim.micro_batch}, KL {cfg.optim.kl_coef}, fp32, {args.threads} torch thread(s); model: {args.model or 'quick warm start'}.
 
 | figure | result | target |
 |---|---|---|
@@ -183,9 +191,9 @@ Where the time goes (median seconds per step):
 |---|---|---|
 | rollout (the same hf engine) | {med(trl_rows, 'rollout_s'):.2f} | {med(native_rows, 'rollout_s'):.2f} |
 | RODS work (reward function + dataset) | {med(trl_rows, 'rods_s'):.3f} | (in the native loop's after-step, not timed here) |
-| TRL scoring besides rollout and reward (padding, advantages, logging) | {med(trl_rows, 'score_other_s'):.2f} | — |
+| TRL scoring besides rollout and reward (padding, reference log-probs when KL > 0, advantages, logging) | {med(trl_rows, 'score_other_s'):.2f} | — |
 | forward passes for the loss (TRL `compute_loss`) | {med(trl_rows, 'loss_forward_s'):.2f} | — |
-| backward + optimizer + the rest (TRL) / `grpo_update` (native: forward + backward + optimizer) | {med(trl_rows, 'backward_optim_other_s'):.2f} | {med(native_rows, 'update_s'):.2f} |
+| backward + optimizer + the rest (TRL) / `grpo_update` (native: reference + forward + backward + optimizer) | {med(trl_rows, 'backward_optim_other_s'):.2f} | {med(native_rows, 'update_s'):.2f} |
 | step | {med(trl_rows, 'step_s'):.2f} | {med(native_rows, 'step_s'):.2f} |
 
 TRL per step: {json.dumps([{k: round(v, 4) for k, v in x.items()} for x in trl_rows])}
