@@ -266,8 +266,10 @@ def test_a_group_of_two_tasks_is_refused():
     assert [[t.task_id for t in g] for g in check_groups([row("a")] * 2 + [row("b")] * 2, 2)] == [["a"] * 2, ["b"] * 2]
     with pytest.raises(MixedGroupError, match="mixes"):  # what TRL alone would train on silently
         check_groups([row("a"), row("a"), row("b"), row("a")], 2)
-    with pytest.raises(MixedGroupError, match="mixes"):  # one task, but rows of two steps
+    with pytest.raises(MixedGroupError, match="out of step"):  # one task, but rows of two steps
         check_groups([row("a", 0), row("a", 1)], 2)
+    with pytest.raises(MixedGroupError, match="out of step"):  # whole groups, of two steps
+        check_groups([row("a", 0), row("a", 0), row("b", 1), row("b", 1)], 2)
     with pytest.raises(MixedGroupError, match="whole number"):
         check_groups([row("a")] * 3, 2)
     assert pad_to(["x", "y"], 5) == ["x", "y", "x", "y", "x"] and pad_to(["x", "y", "z"], 2) == ["x", "y"]

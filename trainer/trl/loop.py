@@ -58,6 +58,8 @@ def grpo_args(cfg: TrainConfig, run_dir: Path, world: int, use_cpu: bool, **over
     per_process = B * G // world
     if per_process % micro:
         raise ConfigError(f"optim.micro_batch = {micro} must divide the {per_process} rollouts per process")
+    if cfg.optim.ppo_epochs != 1:  # TRL counts each pass as a step; the batch-per-step contract would break
+        raise ConfigError("--trainer trl needs optim.ppo_epochs = 1 (one update per generated batch)")
     values: dict[str, Any] = dict(
         output_dir=str(run_dir / "checkpoints"),
         max_steps=cfg.loop.steps,
@@ -76,7 +78,7 @@ def grpo_args(cfg: TrainConfig, run_dir: Path, world: int, use_cpu: bool, **over
         beta=cfg.optim.kl_coef,
         epsilon=cfg.optim.clip_low,
         epsilon_high=cfg.optim.clip_high,
-        num_iterations=cfg.optim.ppo_epochs,
+        num_iterations=1,
         loss_type="dapo",  # token mean over the whole update, as trainer/grpo.py
         scale_rewards="group",
         shuffle_dataset=False,  # the batch of a step is decided in Redis; never reorder it

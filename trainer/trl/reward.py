@@ -38,6 +38,9 @@ def check_groups(rows: Sequence[tuple[str, int, Trajectory]], G: int) -> list[li
     """Blocks of G rows → groups; each must be one task of one step, episodes of that task. Pure."""
     if len(rows) % G:
         raise MixedGroupError(f"{len(rows)} rows is not a whole number of groups of {G}")
+    steps = sorted({step for _, step, _ in rows})
+    if len(steps) > 1:
+        raise MixedGroupError(f"one generation holds rows of steps {steps}: the processes are out of step")
     groups: list[list[Trajectory]] = []
     for g in range(0, len(rows), G):
         block = rows[g : g + G]
