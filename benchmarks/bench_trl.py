@@ -50,13 +50,15 @@ from trainer.update import grpo_update
 
 
 def quick_warm_start(out: Path) -> Path:
-    from tests.unit.tiny_lm import demo_tasks, small_policy
-    from trainer.policy import save_policy
+    from rods.tasks import load_split
+    from trainer.chat import demo_subset
+    from trainer.policy import build_tiny_policy, save_policy
     from trainer.sft import sft_batch, sft_examples, sft_loss
 
     torch.manual_seed(0)
-    model, tok = load_policy(small_policy(out / "tiny"))
-    ex = sft_examples([t for t in demo_tasks(8) if t.id == "multi_turn_base_12"], tok)[0]
+    corpus = demo_subset(load_split("train"))[:8]  # tests/unit/tiny_lm.py small_policy's corpus
+    model, tok = load_policy(build_tiny_policy(out / "tiny", seed=0, tasks=corpus))
+    ex = sft_examples([t for t in corpus if t.id == "multi_turn_base_12"], tok)[0]
     ends = [i for i in range(1, len(ex.loss_mask)) if ex.loss_mask[i - 1] == 1 and ex.loss_mask[i] == 0]
     ids, att, labels = sft_batch([type(ex)(ex.token_ids[: ends[2]], ex.loss_mask[: ends[2]])], tok.pad_token_id)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)

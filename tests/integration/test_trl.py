@@ -253,6 +253,28 @@ def test_a_resumed_run_trains_the_batches_decided_before_the_crash(tmp_path, war
     r.close()
 
 
+def test_rods_train_trainer_trl_runs_one_process_and_writes_the_report(tmp_path, warm_policy, redis_url, run_name):
+    cfg = config(warm_policy, run_name, B=2, micro=8, steps=1, seed=0)
+    (tmp_path / "trl.toml").write_text(_toml(cfg.model_dump(exclude_none=True)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT),
+           "REDIS_URL": redis_url, "TRL_EXPERIMENTAL_SILENCE": "1"}
+    argv = [sys.executable, "-m", "cli", "train", "--trainer", "trl", "--config", str(tmp_path / "trl.toml"),
+            "--run-dir", str(tmp_path / "run")]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert "done:" in done.stdout and (tmp_path / "run" / "report.html").exists()
+    assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text())["step"] == 1
+
+
+def _toml(d: dict[str, Any]) -> str:
+    """The config sections as TOML (flat tables of scalars and lists)."""
+    out = []
+    for section, fields in d.items():
+        out.append(f"[{section}]")
+        out += [f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}" for k, v in fields.items()]
+    return "\n".join(out) + "\n"
+
+
 def test_a_group_of_two_tasks_is_refused():
     from rods.env.reward import Score
     from trainer.trl.dataset import pad_to
