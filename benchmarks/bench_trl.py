@@ -2,19 +2,19 @@
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_trl.py --model runs/demo-sft/sft/best [--steps 3]
 
-Same model, same batches, same sampling seeds. The TRL trainer runs first (`build_trainer`, one
-process, a private Redis with the demo seeds): each step's batch is decided in Redis
-(`trainer.trl.dataset`). The native loop's pieces (`make_engine` rollouts + `grpo_update`) then
-train a fresh copy of the same model on those same batches, with the same per-step sampling
+Same model, same batches, same sampling seeds. The TRL trainer (`build_trainer`, one process, a
+private Redis with the demo seeds) decides each step's batch in Redis (`trainer.trl.dataset`);
+after each TRL step, the native loop's pieces (`make_engine` rollouts + `grpo_update`) train a
+fresh copy of the same model one step on that same batch with the same per-step sampling
 generator, so the first step's completions are identical (later ones differ as the two updates
-differ slightly). Both run with the same torch thread count (`--threads`, default 1: on this
+differ slightly). Interleaving the two keeps the shared machine's load drift out of the ratio. Both run with the same torch thread count (`--threads`, default 1: on this
 shared 2-core machine two threads measured ~10× slower than one under load).
 
 Where the time goes: TRL's step is split by timers around its own methods — our rollout_func,
 the reward function (R_P + gather + report + detect + publish + epoch end: `time/rods`, plus the
-dataset's Redis reads `time/sample`), the rest of `_generate_and_score_completions` (padding,
-advantages, logging), `compute_loss` (the forward passes) and the remainder (backward, optimizer,
-callbacks). The native step: rollout and `grpo_update` (forward + backward + optimizer).
+dataset's Redis reads `time/sample`), the rest of `_prepare_inputs` (padding, reference log-probs,
+advantages, logging), `compute_loss` (the forward passes), the rest of `training_step` (backward)
+and the remainder (optimizer, grad clip, dataloader, callbacks). The native step: rollout and `grpo_update` (reference + forward + backward + optimizer).
 
 Without `--model`, a quick warm start (70 SFT steps on the first turn of one demo task, as in
 tests/integration/test_trl.py) stands in for the demo's warm start.
@@ -84,60 +84,69 @@ def timed(obj: Any, name: str, sink: dict[str, float]) -> None:
     setattr(obj, name, wrapper)
 
 
-def run_trl(cfg: Any, settings: Settings, work: Path) -> tuple[list[dict[str, float]], dict[int, list[str]]]:
+class Native:
+    """The native loop's pieces on a fresh copy of the model: one step per call, on a given batch."""
+
+    def __init__(self, cfg: Any, model_dir: str, buffer: RedisBuffer):
+        self.cfg, self.buffer = cfg, buffer
+        self.model, self.tok = load_policy(model_dir)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas,
+                                           weight_decay=cfg.optim.weight_decay)
+        self.engine = make_engine(cfg.rollout, self.model, self.tok)
+        self.ref_model = None
+        if cfg.optim.kl_coef > 0:
+            self.ref_model, _ = load_policy(model_dir)
+            self.ref_model.eval().requires_grad_(False)
+        self.loss_cfg = GRPOLossConfig(cfg.optim.clip_low, cfg.optim.clip_high, cfg.optim.kl_coef)
+
+    def step(self, step: int, task_ids: list[str]) -> dict[str, float]:
+        cfg = self.cfg
+        self.engine.generator = step_generator(cfg.policy.seed, step, 0, torch.device("cpu"))
+        t0 = time.perf_counter()
+        groups = self.engine.rollout(self.buffer.get_tasks(task_ids), cfg.rollout.group_size)
+        t1 = time.perf_counter()
+        grpo_update(self.model, self.optimizer, groups, loss_cfg=self.loss_cfg, micro_batch=cfg.optim.micro_batch,
+                    grad_clip=cfg.optim.grad_clip, pad_id=self.tok.pad_token_id, device=torch.device("cpu"),
+                    ref_model=self.ref_model)
+        t2 = time.perf_counter()
+        return {"step_s": t2 - t0, "rollout_s": t1 - t0, "update_s": t2 - t1}
+
+
+def run_both(cfg: Any, settings: Settings, work: Path, model_dir: str, buffer: RedisBuffer, r: Any) -> tuple[list, list]:
+    """TRL steps, each followed by the native step on the same batch (interleaved: the shared
+    machine's load drifts over minutes, and alternating keeps the drift out of the ratio)."""
+    from transformers import TrainerCallback
+
     trainer, reward, writer, _ = build_trainer(cfg, work / "trl", settings=settings)
+    native = Native(cfg, model_dir, buffer)
+    batches = StepBatches(r, buffer, settings.run, cfg.rollout.tasks_per_step, cfg.policy.seed)
     parts: dict[str, float] = {}
-    timed(trainer, "_generate_and_score_completions", parts)
-    timed(trainer, "compute_loss", parts)
-    rows: list[dict[str, float]] = []
-    on_log = writer.on_log
+    for name in ("_prepare_inputs", "compute_loss", "training_step"):
+        timed(trainer, name, parts)
+    trl_rows: list[dict[str, float]] = []
+    native_rows: list[dict[str, float]] = []
 
-    def record(args, state, control, logs=None, **kw):  # noqa: ANN001, ANN202
-        on_log(args, state, control, logs=logs, **kw)
-        if logs and "loss" in logs:
-            m = writer.last
-            gen = parts.pop("_generate_and_score_completions", 0.0)
-            rows.append({
-                "step_s": m["time/step"], "rollout_s": m["time/rollout"], "rods_s": m["time/rods"],
-                "sample_s": m.get("time/sample", 0.0), "detector_s": m.get("time/detector", 0.0),
-                "score_other_s": gen - m["time/rollout"] - (m["time/rods"] - m.get("time/sample", 0.0)),
-                "loss_forward_s": parts.pop("compute_loss", 0.0),
-            })
+    class Interleave(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001, ANN201
+            if not logs or "loss" not in logs:
+                return
+            m = writer.last  # this step's metrics (the writer's on_log ran first)
+            reward_s = m["time/rods"] - m.get("time/sample", 0.0)
+            row = {"step_s": m["time/step"], "rollout_s": m["time/rollout"], "rods_s": m["time/rods"],
+                   "sample_s": m.get("time/sample", 0.0), "detector_s": m.get("time/detector", 0.0),
+                   "score_other_s": parts["_prepare_inputs"] - m["time/rollout"] - reward_s,
+                   "loss_forward_s": parts["compute_loss"],
+                   "backward_s": parts["training_step"] - parts["_prepare_inputs"] - parts["compute_loss"]}
+            row["optim_other_s"] = row["step_s"] - parts["training_step"]
+            parts.clear()
+            trl_rows.append(row)
+            step = state.global_step - 1
+            native_rows.append(native.step(step, batches.ids(step)))
 
-    writer.on_log = record
+    trainer.add_callback(Interleave())
     trainer.train()
     trainer._rods_log.close()
-    r = connect(settings)
-    batches = StepBatches(r, None, settings.run, cfg.rollout.tasks_per_step, cfg.policy.seed).stored()
-    r.close()
-    for row in rows:
-        row["backward_optim_other_s"] = row["step_s"] - row["rollout_s"] - row["rods_s"] - row["score_other_s"] - row["loss_forward_s"]
-    return rows, batches
-
-
-def run_native(cfg: Any, model_dir: str, batches: dict[int, list[str]], buffer: RedisBuffer) -> list[dict[str, float]]:
-    model, tok = load_policy(model_dir)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas,
-                                  weight_decay=cfg.optim.weight_decay)
-    engine = make_engine(cfg.rollout, model, tok)
-    ref_model = None
-    if cfg.optim.kl_coef > 0:
-        ref_model, _ = load_policy(model_dir)
-        ref_model.eval().requires_grad_(False)
-    loss_cfg = GRPOLossConfig(cfg.optim.clip_low, cfg.optim.clip_high, cfg.optim.kl_coef)
-    rows = []
-    for step in range(cfg.loop.steps):
-        tasks = buffer.get_tasks(batches[step])
-        engine.generator = step_generator(cfg.policy.seed, step, 0, torch.device("cpu"))
-        t0 = time.perf_counter()
-        groups = engine.rollout(tasks, cfg.rollout.group_size)
-        t1 = time.perf_counter()
-        grpo_update(model, optimizer, groups, loss_cfg=loss_cfg, micro_batch=cfg.optim.micro_batch,
-                    grad_clip=cfg.optim.grad_clip, pad_id=tok.pad_token_id, device=torch.device("cpu"),
-                    ref_model=ref_model)
-        t2 = time.perf_counter()
-        rows.append({"step_s": t2 - t0, "rollout_s": t1 - t0, "update_s": t2 - t1})
-    return rows
+    return trl_rows, native_rows
 
 
 def main() -> None:
@@ -165,9 +174,11 @@ def main() -> None:
         r = connect(settings)
         buffer = RedisBuffer(r, "bench", settings.pool_rules())
         buffer.load_seeds(training_tasks(cfg))
-        trl_rows, batches = run_trl(cfg, settings, work)
-        native_rows = run_native(cfg, model_dir, batches, buffer)
+        trl_rows, native_rows = run_both(cfg, settings, work, model_dir, buffer, r)
         r.close()
+
+    for x in trl_rows:
+        x["update_s"] = x["score_other_s"] + x["loss_forward_s"] + x["backward_s"] + x["optim_other_s"]
 
     def med(rows: list[dict[str, float]], key: str) -> float:
         return statistics.median(x[key] for x in rows)
@@ -195,7 +206,9 @@ Where the time goes (median seconds per step):
 | RODS work (reward function + dataset) | {med(trl_rows, 'rods_s'):.3f} | (in the native loop's after-step, not timed here) |
 | TRL scoring besides rollout and reward (padding, reference log-probs when KL > 0, advantages, logging) | {med(trl_rows, 'score_other_s'):.2f} | — |
 | forward passes for the loss (TRL `compute_loss`) | {med(trl_rows, 'loss_forward_s'):.2f} | — |
-| backward + optimizer + the rest (TRL) / `grpo_update` (native: reference + forward + backward + optimizer) | {med(trl_rows, 'backward_optim_other_s'):.2f} | {med(native_rows, 'update_s'):.2f} |
+| backward (TRL) | {med(trl_rows, 'backward_s'):.2f} | — |
+| optimizer, grad clip, dataloader, callbacks, logging (TRL) | {med(trl_rows, 'optim_other_s'):.2f} | — |
+| update without the rollout (TRL: the four rows above; native: `grpo_update`, reference + forward + backward + optimizer) | {med(trl_rows, 'update_s'):.2f} | {med(native_rows, 'update_s'):.2f} |
 | step | {med(trl_rows, 'step_s'):.2f} | {med(native_rows, 'step_s'):.2f} |
 
 TRL per step: {json.dumps([{k: round(v, 4) for k, v in x.items()} for x in trl_rows])}
