@@ -209,6 +209,9 @@ def build_trainer(
         train_dataset=buffer_dataset(batches), processing_class=tokenizer,
         rollout_func=rollout, callbacks=[writer],
     )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # its log dicts would interleave with `rods train`'s bar
     trainer._rods_log = log  # closed by train_trl
     return trainer, reward, writer, resume
 
