@@ -94,6 +94,7 @@ def grpo_args(cfg: TrainConfig, run_dir: Path, world: int, use_cpu: bool, **over
         report_to=[],
         disable_tqdm=True,
         dataloader_num_workers=0,
+        model_init_kwargs={"dtype": "float32"},  # master weights; bf16 is autocast (or DeepSpeed's)
     )
     values.update(overrides)
     return GRPOConfig(**values)
@@ -158,13 +159,13 @@ def build_trainer(
     the buffer always gets R_P.
     """
     from accelerate import PartialState
+    from transformers import AutoTokenizer
     from transformers.trainer_utils import get_last_checkpoint
     from trl import GRPOTrainer
 
     from rods.store.buffer import RedisBuffer
     from rods.store.connection import connect
     from trainer.loop import _policy_source, make_source, resolve_device, training_tasks
-    from trainer.policy import load_policy
 
     if cfg.loop.mode != "rods":
         raise ConfigError("--trainer trl runs the rods mode (buffer + detector); use --trainer native for static")
@@ -195,7 +196,11 @@ def build_trainer(
         _policy_source(cfg, run_dir)  # builds the tiny model once, before the others read it
     state.wait_for_everyone()
     batches.buffer = source.buffer if source is not None else RedisBuffer(r, run, settings.pool_rules())
-    model, tokenizer = load_policy(_policy_source(cfg, run_dir), device="cpu")
+    # TRL loads the model from its path (fp32 master weights; under ZeRO-3 partitioned as it loads)
+    src = _policy_source(cfg, run_dir)
+    tokenizer = AutoTokenizer.from_pretrained(src)
+    if tokenizer.pad_token_id is None:  # as trainer.policy.load_policy
+        tokenizer.pad_token = tokenizer.eos_token
     rollout = RolloutFunc(
         batches.buffer, tokenizer, RolloutSettings.from_config(cfg.rollout), seed=cfg.policy.seed,
         refill_frac=cfg.rollout.refill_frac, use_server=cfg.rollout.engine == "vllm",
@@ -205,7 +210,7 @@ def build_trainer(
     log = MetricsLog(run_dir, resume_step=start) if state.is_main_process else None
     writer = _metrics_callback(reward, log, source, on_step)
     trainer = GRPOTrainer(
-        model=model, reward_funcs=[reward, *extra_reward_funcs], args=args,
+        model=src, reward_funcs=[reward, *extra_reward_funcs], args=args,
         train_dataset=buffer_dataset(batches), processing_class=tokenizer,
         rollout_func=rollout, callbacks=[writer],
     )
