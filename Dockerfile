@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # Two targets from one recipe:
 #   cpu  — synthesis workers, dispatcher, flower, CPU trainer (torch CPU wheel)
-#   gpu  — the trainer with vLLM rollouts (CUDA torch from vllm's own pins)
+#   gpu  — the trainer with vLLM rollouts (CUDA torch from vllm's own pins: vllm 0.33.0 pins
+#          torch==2.14.0 and transformers>=5.16.1,<5.21, inside pyproject's ranges — read from
+#          its wheel's METADATA; compose's synth-llm runs the same vllm version)
 # Build: docker build --target cpu -t rods:cpu .   |   docker build --target gpu -t rods:gpu .
 
 FROM python:3.11-slim AS base
@@ -14,6 +16,8 @@ COPY rods ./rods
 COPY graphs ./graphs
 COPY trainer ./trainer
 COPY services ./services
+COPY cli ./cli
+COPY report ./report
 COPY configs ./configs
 
 FROM base AS cpu
@@ -30,5 +34,5 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3.11 pyth
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 COPY --from=base /app /app
-RUN pip install '.[gpu,trl]' deepspeed && pip install --no-deps bfcl-eval==2026.3.23 mpmath
+RUN pip install '.[gpu,trl]' 'vllm==0.33.0' deepspeed && pip install --no-deps bfcl-eval==2026.3.23 mpmath
 ENTRYPOINT ["rods"]

@@ -28,8 +28,11 @@ chromium:
 test: $(STAMP) chromium
 	LITELLM_LOCAL_MODEL_COST_MAP=True HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
+# The layer contract (ARCHITECTURE.md §2, every import, inside functions too), style, types.
 lint: $(STAMP)
-	$(BIN)/ruff check rods graphs trainer services tests benchmarks
+	$(BIN)/python scripts/check_layers.py
+	$(BIN)/ruff check rods graphs trainer report services cli tests benchmarks scripts
+	$(BIN)/mypy rods trainer  # the type check ([tool.mypy] in pyproject.toml)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_env.py

@@ -83,6 +83,7 @@ def main() -> None:
         temperature=1.0,
         max_new_tokens=args.max_new_tokens,
         max_total_tokens=args.max_total_tokens,
+        compact_tools=True,  # the tiny model's template
         seed=0,
     )
     modes = (

@@ -4,6 +4,7 @@ with 1 s latency per call, and acceptance / structural match of the procedural b
     .venv/bin/python benchmarks/bench_synth.py                 # everything (~3 min on 2 cores)
     .venv/bin/python benchmarks/bench_synth.py --only llm      # one part: procedural | llm | quality
     .venv/bin/python benchmarks/bench_synth.py --quick         # smaller run, a smoke check
+    .venv/bin/python benchmarks/bench_synth.py --acceptance 2  # every training seed, 2 variants each
 
 (a) Procedural throughput: validated variants per minute of 1 and of 2 warmed-up worker
     processes (forked like Celery's prefork children) running the same request list — 100
@@ -16,6 +17,11 @@ with 1 s latency per call, and acceptance / structural match of the procedural b
 (c) Procedural quality over 100 training seeds (25 per category): acceptance (variants / seeds),
     variants per attempt, structural match (variants within the signature tolerance of their seed,
     same topology, same depth) and the rejection reasons.
+
+(d) `--acceptance N`: every one of the 400 training seeds asks for N variants (one `synthesize` call
+    each, rng seed = the seed's position); acceptance per category = validated variants / requested,
+    plus the share of seeds that got at least one variant and the rejection reasons per category.
+    With `--jsonl PATH` the variants are written out (for `rods synth audit`).
 
 Prints a Markdown report and writes it, with the command and the machine, to
 benchmarks/results/synth.md (or --out).
@@ -287,15 +293,60 @@ def bench_quality(per_category: int) -> tuple[list[str], list[str]]:
     return rows, notes
 
 
+# ---------------------------------------------------------------- (d) acceptance, all seeds
+
+
+def bench_acceptance(n_variants: int, jsonl: Path | None) -> tuple[list[str], list[str]]:
+    backend = _procedural()
+    got: Counter[str] = Counter()
+    seeds_with: Counter[str] = Counter()
+    seeds_n: Counter[str] = Counter()
+    reasons: dict[str, Counter[str]] = {c: Counter() for c in CATEGORIES}
+    out = jsonl.open("w", encoding="utf-8") if jsonl is not None else None
+    t0 = time.perf_counter()
+    for category in CATEGORIES:
+        for i, seed in enumerate(load_split("train", [category])):
+            res = synthesize(seed, n_variants=n_variants, backend=backend, rng_seed=i)
+            seeds_n[category] += 1
+            got[category] += len(res.tasks)
+            seeds_with[category] += bool(res.tasks)
+            reasons[category].update(res.rejections)
+            reasons[category].update(res.failures)
+            for task in res.tasks:
+                if out is not None:
+                    out.write(task.model_dump_json() + "\n")
+    if out is not None:
+        out.close()
+    wall = time.perf_counter() - t0
+    rows, notes = [], []
+    for c in CATEGORIES:
+        asked = seeds_n[c] * n_variants
+        rows.append(
+            f"| acceptance, {c} ({seeds_n[c]} training seeds × {n_variants}) | "
+            f"**{got[c] / asked:.0%}** ({got[c]}/{asked}) | seeds with ≥ 1 variant: {seeds_with[c]}/{seeds_n[c]} |"
+        )
+        top = ", ".join(f"{k} {v}" for k, v in reasons[c].most_common(6)) or "none"
+        notes.append(f"- {c}: failures and rejections (all attempts): {top}")
+    total = sum(got.values())
+    notes.append(f"- {total} variants in {wall:.0f} s wall ({total / wall * 60:.0f} validated variants/min, one process)")
+    return rows, notes
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", choices=["procedural", "llm", "quality"], action="append")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--acceptance", type=int, metavar="N", help="only (d): N variants per training seed")
+    ap.add_argument("--jsonl", type=Path, help="with --acceptance: write the variants here")
     args = ap.parse_args()
-    parts = args.only or ["procedural", "llm", "quality"]
+    parts = args.only or ([] if args.acceptance else ["procedural", "llm", "quality"])
     rows: list[str] = []
     notes: list[str] = []
+    if args.acceptance:
+        r, n = bench_acceptance(args.acceptance, args.jsonl)
+        rows += r
+        notes += n
     if "procedural" in parts:
         rows += bench_procedural(1 if args.quick else 3)
     if "llm" in parts:

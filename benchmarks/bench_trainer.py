@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_trainer.py --model runs/demo/sft/best [--steps 4]
 
 Detector overhead. Each measured step samples the same batch, rolls it out, updates the model,
-then runs BOTH sources' after-step work on the same rollout groups: the static source's stats
+then runs BOTH after-step paths on the same rollout groups: the group stats alone (static)
 and the rods source's report + detection + publish to a private Redis. The rods step is the
 static step plus the difference of the two after-step times; the ratio is reported per step and
 as a median. (Rolling out twice to compare two whole steps would measure sampling noise, which is
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from rods.boundary import boundary_metrics, group_stats
 from rods.config import Settings
 from rods.signature import compute_signature
 from rods.store.buffer import RedisBuffer
@@ -35,7 +36,7 @@ from trainer.grpo import GRPOLossConfig
 from trainer.loop import training_tasks
 from trainer.policy import load_policy
 from trainer.rollout import make_engine
-from trainer.sources import BufferSource, StaticSource
+from trainer.sources import BufferSource
 from trainer.update import grpo_update
 
 
@@ -53,8 +54,7 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr)
     engine = make_engine(cfg.rollout, model, tok)
     seeds = training_tasks(cfg)
-    static = StaticSource(seeds, cfg.rollout.tasks_per_step, 0)
-    loss_cfg = GRPOLossConfig(cfg.optim.clip_low, cfg.optim.clip_high, 0.0)
+    loss_cfg = GRPOLossConfig.from_config(cfg.optim, kl_coef=0.0)
 
     rows = []
     with RedisServer() as server:
@@ -67,12 +67,12 @@ def main() -> None:
                             0, settings.detector_rules(), 0, sigs)
         for step in range(args.steps):
             t0 = time.perf_counter()
-            tasks = static.sample(step)
+            tasks = rods.sample(step)
             groups = engine.rollout(tasks, cfg.rollout.group_size)
             grpo_update(model, optimizer, groups, loss_cfg=loss_cfg, micro_batch=cfg.optim.micro_batch,
                         grad_clip=cfg.optim.grad_clip, pad_id=tok.pad_token_id, device=torch.device("cpu"))
             t1 = time.perf_counter()
-            static.after_step(step, groups)
+            boundary_metrics([group_stats(g[0].task_id, [t.reward for t in g]) for g in groups])
             t2 = time.perf_counter()
             rods.after_step(step, copy.deepcopy(groups))
             t3 = time.perf_counter()

@@ -5,12 +5,14 @@
     rods env score IN.jsonl [--out OUT]   score trajectories given as calls per user turn
     rods env replay TASK_ID               execute a task's ground truth turn by turn
     rods buffer init|stats|export|import  the Redis replay buffer of a run
-    rods synth run|validate               synthesize variants of a seed; check a task file
+    rods synth run|validate|codes         synthesize variants of a seed; check a task file; reject codes
     rods worker | rods dispatcher         the synthesis service (Celery worker, stream consumer)
     rods sft | train | trainer | eval     warm start, GRPO training, the trainer service, evaluation
 
 The CLI is the one module of `rods` that reaches into `graphs`, `trainer` and `services`, and it
 does so only inside command functions, so `rods --help` never imports torch or LangGraph.
+A mistake ends in one `error: …` line (exit 2 for usage, 1 for failures; see `cli/errors.py`);
+`rods --debug …` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -24,28 +26,40 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from cli import experiment as cli_experiment
 from cli import report as cli_report
 from cli import services as cli_services
 from cli import sft as cli_sft
 from cli import train as cli_train
 from cli.buffer import buffer_app
+from cli.errors import RodsGroup, check_input_file, check_output_file
+from cli.errors import fail as _fail
 from cli.synth import synth_app
 from rods import tasks as T
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="RODS: reward-driven online data synthesis")
+app = typer.Typer(
+    cls=RodsGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="RODS: reward-driven online data synthesis",
+)
 data_app = typer.Typer(no_args_is_help=True, help="The BFCL multi-turn tasks and the fixed split.")
 env_app = typer.Typer(no_args_is_help=True, help="The executable tool environment and its reward.")
 app.add_typer(data_app, name="data")
 app.add_typer(env_app, name="env")
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
+@app.callback()
+def main(
+    debug: bool = typer.Option(False, "--debug", help="show the Python traceback of an error instead of one line"),
+) -> None:
+    """RODS: reward-driven online data synthesis."""
 
 
 # ---------------------------------------------------------------- data
@@ -56,7 +70,7 @@ def data_ids(split: str = typer.Option(..., help="train (400 seeds) or eval (400
     """Print the ids of one side of the fixed split, one a line, in BFCL order."""
     if split not in ("train", "eval"):
         raise _fail(f"--split must be 'train' or 'eval', not {split!r}")
-    ids = T.split_ids(split)  # type: ignore[arg-type]
+    ids = T.split_ids(split)
     for task in T.load_bfcl_tasks():
         if task.id in ids:
             sys.stdout.write(task.id + "\n")
@@ -155,33 +169,35 @@ def env_score(
     """
     from rods.env import GroundTruthCache, score_calls
 
-    if not input.exists():
-        raise _fail(f"{input}: no such file")
+    check_input_file(input, "JSONL file")
+    if out is not None:
+        check_output_file(out)
     cache = GroundTruthCache()
     sink = out.open("w", encoding="utf-8") if out else sys.stdout
     n_ok = n_bad = n_correct = 0
     progress_sum = 0.0
     try:
-        with input.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                obj: Any = None
-                try:
-                    obj = json.loads(line)
-                    task, calls = _parse_score_line(obj, lineno)
-                    record = score_calls(task, calls, cache).to_json()
-                    n_ok += 1
-                    n_correct += record["correct"]
-                    progress_sum += record["progress"]
-                except (ValueError, KeyError, T.TaskFileError) as e:
-                    msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-                    task_id = obj.get("task_id") if isinstance(obj, dict) else None
-                    record = {"line": lineno, "task_id": task_id, "error": msg}
-                    err.print(f"[red]{input}:{lineno}:[/] {msg}")
-                    n_bad += 1
-                sink.write(json.dumps(record) + "\n")
-                sink.flush()
+        for lineno, line in T.iter_lines(input):
+            obj: Any = None
+            try:
+                obj = json.loads(line)
+                task, calls = _parse_score_line(obj, lineno)
+                record = score_calls(task, calls, cache).to_json()
+                n_ok += 1
+                n_correct += record["correct"]
+                progress_sum += record["progress"]
+            except (ValueError, KeyError, RecursionError, T.TaskFileError) as e:
+                msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+                if isinstance(e, RecursionError):
+                    msg = "JSON nested too deeply"
+                task_id = obj.get("task_id") if isinstance(obj, dict) else None
+                record = {"line": lineno, "task_id": task_id if isinstance(task_id, str) else None, "error": msg}
+                err.print(Text.assemble((f"{input}:{lineno}: ", "red"), str(msg)))
+                n_bad += 1
+            sink.write(json.dumps(record) + "\n")
+            sink.flush()
+    except T.TaskFileError as e:  # the file itself is unreadable (binary, not UTF-8): stop here
+        raise _fail(str(e)) from None
     finally:
         if out:
             sink.close()
@@ -197,7 +213,7 @@ def env_score(
 @env_app.command("replay")
 def env_replay(
     task_id: str = typer.Argument(..., help="a BFCL multi-turn id, e.g. multi_turn_base_0"),
-    width: int = typer.Option(160, help="cut results to this many characters"),
+    width: int = typer.Option(160, min=10, help="cut results to this many characters (at least 10)"),
 ) -> None:
     """Execute a task's ground truth turn by turn, printing each call and its result."""
     from rods.env import World
@@ -213,17 +229,17 @@ def env_replay(
     for turn in task.turns:
         user = " ".join(m.content for m in turn.messages) or reveal_message()
         console.rule(f"turn {turn.index}")
-        console.print(f"[cyan]user:[/] {user}", highlight=False, markup=False)
+        console.print(Text.assemble(("user: ", "cyan"), user))
         if turn.revealed_functions:
-            console.print(f"[yellow]reveals:[/] {', '.join(turn.revealed_functions)}")
+            console.print(Text.assemble(("reveals: ", "yellow"), ", ".join(turn.revealed_functions)))
         if not turn.ground_truth:
             console.print("[dim](empty ground truth: the assistant should not call anything)[/]")
         for source in turn.ground_truth:
             call = world.bind_python_call(parse_python_call(source))
             outcome = world.execute(call)
             text = outcome.text if len(outcome.text) <= width else outcome.text[: width - 1] + "…"
-            console.print(f"  [green]{call.to_python()}[/]", highlight=False)
-            console.print(f"    → {text}", highlight=False, markup=False)
+            console.print(Text.assemble("  ", (call.to_python(), "green")))
+            console.print(Text.assemble("    → ", text))
 
 
 # ---------------------------------------------------------------- the main job
@@ -257,6 +273,7 @@ app.command("eval")(cli_train.evaluate)
 app.command("sft")(cli_sft.sft)
 app.command("report")(cli_report.report)
 app.command("dispatcher")(cli_services.dispatcher)
+app.command("experiment")(cli_experiment.experiment)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,13 @@ Mounted by `cli/app.py` as `app.add_typer(buffer_app, name="buffer")`. Every com
 task per line, in state order (active, staged, retired) then admission order, each with its
 `rods` block (lineage) and `rods.buffer` (state, statistics); `import` restores them, so
 export → import (into an empty run) → export gives the same file.
+
+`import` admits nothing that synthesis would not: every task's id must have a category, nothing
+held out may enter (by id, and by content: the critique's near-duplicate guard against the
+evaluation split, whatever the id), a task that claims to be a seed must be a BFCL training seed
+with its content unchanged, and synthetic tasks pass the same gates as `rods synth validate`
+(`--trust` skips those gates, and says so; the id and held-out checks always run). What it
+refuses is listed with the reason, and the command then exits 1.
 """
 
 from __future__ import annotations
@@ -16,11 +23,14 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.errors import check_input_file, check_output_file
 from rods.config import Settings
 from rods.pool import STATES, TaskState
 from rods.store.buffer import RedisBuffer, migrate_layout
 from rods.store.connection import RedisUnavailable, connect
-from rods.tasks import TaskFileError, load_split, read_tasks, write_tasks
+from rods.tasks import Task, TaskFileError, load_split, read_tasks, write_tasks
+
+LAST_DEAD = 5  # dead letters shown by `stats`
 
 buffer_app = typer.Typer(help="The replay buffer of a run in Redis.", no_args_is_help=True)
 
@@ -73,8 +83,12 @@ def stats(
     ] = False,
 ) -> None:
     """Counts by state, then by origin, category, region, generation and retirement reason."""
+    from rods.store.stream import BoundaryStream
+
     buf = _open(redis_url, run)
     metrics = buf.metrics()
+    dead = BoundaryStream(buf.r, buf.run).dead_letters()
+    metrics["stream/dead_letters"] = float(len(dead))
     if as_json:
         typer.echo(json.dumps(metrics, sort_keys=True))
         return
@@ -84,6 +98,9 @@ def stats(
         prefix = f"buffer/{state}/"
         for key in sorted(k for k in metrics if k.startswith(prefix)):
             typer.echo(f"          {key.removeprefix(prefix)}: {int(metrics[key])}")
+    typer.echo(f"dead-lettered requests: {len(dead)}" + (f" (last {min(len(dead), LAST_DEAD)}:)" if dead else ""))
+    for letter in dead[-LAST_DEAD:]:
+        typer.echo(f"  {letter.entry_id} after {letter.deliveries} deliveries: {letter.last_error or '(no error recorded)'}")
 
 
 @buffer_app.command("export")
@@ -101,6 +118,7 @@ def export_cmd(
     if bad:
         typer.echo(f"error: unknown state(s) {bad}; use {list(STATES)}", err=True)
         raise typer.Exit(2)
+    check_output_file(file, "FILE")
     buf = _open(redis_url, run)
     chosen: list[TaskState] = [s for s in STATES if s in states]
     n = write_tasks(file, buf.export_tasks(chosen))
@@ -112,21 +130,69 @@ def import_cmd(
     file: Annotated[Path, typer.Argument(help="BFCL-format JSONL file (e.g. from export).")],
     redis_url: RedisUrl = None,
     run: Run = None,
+    trust: Annotated[
+        bool, typer.Option("--trust", help="Skip the critique gates (ids and the held-out guard still run).")
+    ] = False,
 ) -> None:
-    """Add the file's tasks to the run, restoring state and stats from their `rods.buffer` block."""
+    """Add the file's tasks to the run, restoring state and stats from their `rods.buffer` block.
+
+    Runs the checks of `rods synth validate` first and refuses what fails them; exits 1 when
+    anything was refused."""
+    check_input_file(file, "task file")
     try:
         tasks = read_tasks(file)
     except TaskFileError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     buf = _open(redis_url, run)
-    res = buf.import_tasks(tasks)
+    kept, refused = screen_import(tasks, trust)
+    res = buf.import_tasks(kept)
+    refused.update(res.rejected)
     typer.echo(
         f"run {buf.run}: imported {len(res.admitted)}, {len(res.duplicates)} already present, "
-        f"{len(res.rejected)} rejected"
+        f"{len(refused)} refused"
+        + (" (--trust: the critique gates were skipped; ids and the held-out guard were checked)" if trust else "")
     )
-    for task_id, why in res.rejected.items():
-        typer.echo(f"rejected {task_id}: {why}", err=True)
+    for task_id, why in refused.items():
+        typer.echo(f"refused {task_id}: {why}", err=True)
+    if refused:
+        raise typer.Exit(1)
+
+
+def screen_import(tasks: list[Task], trust: bool) -> tuple[list[Task], dict[str, str]]:
+    """(the tasks that may enter, task id → why each other one may not); see the module doc."""
+    from cli.synth import held_out_overlap, id_problem, is_bfcl_seed, validate_tasks
+    from graphs.synthesis.state import CODE_HELP
+    from rods.store.contract import split_buffer_block
+
+    refused: dict[str, str] = {}
+    seeds: list[Task] = []
+    synthetic: list[Task] = []
+    for task in tasks:
+        why = id_problem(task.id) or held_out_overlap(task)
+        if why is None:
+            try:
+                split_buffer_block(task)
+            except ValueError as e:
+                why = f"its rods.buffer block is invalid ({' '.join(str(e).split())[:200]})"
+        is_seed = task.rods is None or task.rods.origin == "seed"
+        if why is None and is_seed and not trust and not is_bfcl_seed(task):
+            why = (
+                "it claims to be a seed (no rods block, or origin 'seed') but is not a BFCL training "
+                "seed with its content unchanged; give a new task a rods block with origin "
+                "'synthetic', or import with --trust"
+            )
+        if why is not None:
+            refused[task.id] = why
+        else:
+            (seeds if is_seed else synthetic).append(task)
+    if not trust and synthetic:
+        for task, (_, reasons) in zip(synthetic, validate_tasks(synthetic, pool_tasks=seeds), strict=True):
+            if reasons:
+                refused[task.id] = "failed the gates: " + "; ".join(
+                    f"{r} ({CODE_HELP[r][0]})" if r in CODE_HELP else r for r in reasons
+                )
+    return [t for t in tasks if t.id not in refused], refused  # the file's order: admission order
 
 
 @buffer_app.command()

@@ -11,9 +11,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def write_report(run_dir: Path, compare: Path | None = None) -> Path:
@@ -27,12 +28,21 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="run directory (metrics.jsonl, events.jsonl, synth.json, buffer.jsonl)")],
     compare: Annotated[Path | None, typer.Option("--compare", help="a static run's directory (or its metrics.jsonl) to overlay")] = None,
 ) -> None:
-    """Write RUN_DIR/report.html: plots of reward, depletion, regions, pool, synthesis, latency."""
+    """Write RUN_DIR/report.html: plots of reward, depletion, regions, pool, synthesis, latency.
+
+    Warns (on stderr) about each input that is missing or unreadable; the page says it too."""
     if not run_dir.is_dir():
         err.print(f"[bold red]error:[/] {run_dir}: no such run directory")
         raise typer.Exit(2)
     if compare is not None and not compare.exists():
         err.print(f"[bold red]error:[/] --compare {compare}: no such run directory or file")
         raise typer.Exit(2)
-    path = write_report(run_dir, compare)
-    console.print(f"report: {path}")
+    from report.data import load_run
+    from report.html import render
+
+    data = load_run(run_dir, compare)
+    for note in data.notes:  # each missing or unreadable input, so a thin page is explained
+        err.print(Text.assemble(("warning: ", "yellow"), note))
+    path = run_dir / "report.html"
+    path.write_text(render(data), encoding="utf-8")
+    console.print(f"report: {path}" + (f" ({len(data.notes)} warning(s) above)" if data.notes else ""))

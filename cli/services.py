@@ -34,7 +34,7 @@ def worker(
 
 def dispatcher(
     run: str = typer.Option(None, help="run name (default: RODS_RUN)"),
-    max_in_flight: int = typer.Option(None, help="requests sent and unfinished at once (default: RODS_DISPATCH_MAX_IN_FLIGHT)"),
+    max_in_flight: int = typer.Option(None, min=1, help="requests sent and unfinished at once (default: RODS_DISPATCH_MAX_IN_FLIGHT)"),
 ) -> None:
     """Consume the boundary stream of a run and send one Celery task per request."""
     from services.dispatcher import Dispatcher

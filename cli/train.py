@@ -13,20 +13,25 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _load(config: Path | None, mode: str | None, steps: int | None):  # noqa: ANN202
+    from cli.errors import check_input_file, fail
     from trainer.config import ConfigError, load_config
 
+    if config is not None:
+        check_input_file(config, "TOML config file", "e.g. configs/demo.toml")
     try:
         cfg = load_config(config)
     except ConfigError as e:
         err.print(f"[bold red]error:[/] {e}")
         raise typer.Exit(2) from None
+    except UnicodeDecodeError as e:
+        raise fail(f"--config {config}: not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from None
     if mode is not None:
-        if mode not in ("rods", "static"):
-            err.print(f"[bold red]error:[/] --mode must be 'rods' or 'static', not {mode!r}")
+        if mode not in ("rods", "static", "uniform"):
+            err.print(f"[bold red]error:[/] --mode must be 'rods', 'static' or 'uniform', not {mode!r}")
             raise typer.Exit(2)
         cfg = cfg.model_copy(update={"loop": cfg.loop.model_copy(update={"mode": mode})})
     if steps is not None:
@@ -41,7 +46,7 @@ def _fmt(metrics: dict, key: str, spec: str = ".3f") -> str:
 
 def train(
     config: Annotated[Path | None, typer.Option("--config", help="TOML config (see configs/)")] = None,
-    mode: Annotated[str | None, typer.Option("--mode", help="rods (buffer + detector) or static (fixed seeds)")] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="rods (boundary requests), uniform (random requests) or static (synthesis off); all sample the run's buffer")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="GRPO updates (overrides the config)")] = None,
     run_dir: Annotated[Path, typer.Option("--run-dir", help="run directory; an existing one is resumed")] = Path("runs/train"),
     init_from: Annotated[str | None, typer.Option("--init-from", help="start from this model dir (e.g. runs/demo/sft/best)")] = None,
@@ -119,24 +124,32 @@ def trainer_service(
 
 
 def evaluate(
-    checkpoint: Annotated[str, typer.Option("--checkpoint", help="a model directory (e.g. runs/x/checkpoints/step_000100)")],
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="a model directory, or a run directory (its best/ or latest checkpoint)")],
     split: Annotated[str, typer.Option("--split", help="eval (held out) or train")] = "eval",
-    limit: Annotated[int | None, typer.Option("--limit", help="tasks per category, for a quick look")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="where eval.json / eval.md go (default: next to the checkpoint)")] = None,
+    protocol: Annotated[str, typer.Option("--protocol", help="train (the training rollout loop) or bfcl (bfcl-eval's inference semantics)")] = "train",
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="tasks per category, for a quick look")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="where eval.json / eval.md go (default: <model>/eval-<split>-<protocol>)")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML config for rollout limits")] = None,
 ) -> None:
     """Greedy rollouts on a split, scored by bfcl-eval's own checker; prints the paper-shaped table."""
+    from trainer.checkpoint import CheckpointNotFound, resolve_checkpoint
+    from trainer.evaluate import PROTOCOLS
     from trainer.evaluate import evaluate as run_eval
 
     if split not in ("eval", "train"):
         err.print(f"[bold red]error:[/] --split must be 'eval' or 'train', not {split!r}")
         raise typer.Exit(2)
-    if not Path(checkpoint).exists():
-        err.print(f"[bold red]error:[/] {checkpoint}: no such checkpoint directory")
+    if protocol not in PROTOCOLS:
+        err.print(f"[bold red]error:[/] --protocol must be 'train' or 'bfcl', not {protocol!r}")
         raise typer.Exit(2)
+    try:
+        model_dir = resolve_checkpoint(Path(checkpoint))
+    except CheckpointNotFound as e:
+        err.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(2) from None
     cfg = _load(config, None, None)
-    out_dir = out or Path(checkpoint) / f"eval-{split}"
-    report = run_eval(checkpoint, out_dir, split=split, limit=limit, device=cfg.policy.device,
-                      rollout_overrides=cfg.rollout.model_dump())
-    console.print(report.markdown(f"{checkpoint} on {split}"))
+    out_dir = out or model_dir / f"eval-{split}-{protocol}"
+    report = run_eval(str(model_dir), out_dir, split=split, limit=limit, device=cfg.policy.device,
+                      rollout_overrides=cfg.rollout.model_dump(), protocol=protocol)  # type: ignore[arg-type]
+    console.print(report.markdown(f"{model_dir} on {split}", protocol))
     console.print(f"written to {out_dir}/eval.json and eval.md")

@@ -108,6 +108,8 @@ def load_run(run_dir: Path, compare: Path | None = None) -> RunData:
     if rows is not None and not data.metrics:
         notes.append("metrics.jsonl holds no steps.")
     data.label = _run_label(run_dir, "this run")
+    if run_dir.is_dir() and run_mode(run_dir) is None:
+        notes.append("config.json not found or without loop.mode: the legends say 'this run'.")
     events = read_jsonl(run_dir / "events.jsonl", notes)
     bad = 0
     for obj in events or []:

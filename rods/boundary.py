@@ -1,6 +1,6 @@
 """Boundary detection: group rewards → region, and which boundary tasks to publish (pure).
 
-What lives here (no I/O, no clock, no randomness):
+What lives here (no I/O, no clock; the one random draw, of the uniform arm, is seeded):
 - `group_stats`: the G progress rewards of one task's rollouts → mean r̄, variance, region.
   Unscorable rollouts carry NaN rewards (a bad rollout is data): they are left out of the mean and
   counted in `n_unscored`; a group with no finite reward has region `unscored` and is never
@@ -8,9 +8,16 @@ What lives here (no I/O, no clock, no randomness):
 - `region_of`: hard r̄ < 0.20 ≤ boundary ≤ 0.85 < mastered (thresholds configurable).
 - `boundary_score`: 4·r̄(1−r̄), the Popoviciu bound on the variance of a [0, 1] reward, scaled
   to [0, 1]; it peaks at r̄ = 0.5.
-- `select_requests`: the step's boundary tasks ranked by score (ties: higher observed variance,
-  then task id), at most `budget` per step and `category_quota` per category, skipping tasks
-  requested within the last `cooldown_steps` steps.
+- `select_requests`: the step's boundary tasks *with spread* (observed variance > `min_var`),
+  ranked by the observed variance (ties: mean closer to 0.5, then task id), at most `budget` per
+  step and `category_quota` per category, skipping tasks requested within the last
+  `cooldown_steps` steps. The region is the paper's (by mean), but the mean only bounds the
+  variance (Popoviciu); a group with no spread — sixteen 0.5s, or a policy that never calls a
+  tool scoring the empty turns of a miss_func task — gives GRPO no gradient whatever its mean,
+  so it is never requested (it is counted in `boundary/zero_var_in_band`).
+- `select_uniform_requests`: the `uniform` control arm: the same number of requests, under the
+  same budget, quota and cooldown, for tasks of the step's batch drawn uniformly at random
+  (any region, spread or not) instead of the boundary tasks.
 - `BoundaryRequest`: the frozen, versioned wire model published on the boundary stream. Its
   `request_id` is a pure function of (task_id, policy_step), so a retried publish of the same
   request is recognised as a duplicate.
@@ -20,6 +27,7 @@ What lives here (no I/O, no clock, no randomness):
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -42,6 +50,8 @@ class DetectorRules(BaseModel):
     category_quota: int = Field(4, ge=0)  # most requests per task category per step
     cooldown_steps: int = Field(10, ge=0)  # a task requested at step s is skipped until s + this
     n_variants: int = Field(1, ge=1)  # variants asked of the synthesizer per request
+    # ε: a group whose observed variance is not above this has no spread (no GRPO gradient)
+    min_var: float = Field(1e-6, ge=0.0)
 
     def model_post_init(self, __context: object) -> None:
         if not 0.0 <= self.hard_below <= self.mastered_above <= 1.0:
@@ -91,7 +101,9 @@ class BoundaryRequest(BaseModel):
 
     @property
     def score(self) -> float:
-        return boundary_score(self.reward_mean)
+        """4·s², the observed variance scaled to [0, 1] (the detector's ranking; the priority
+        of the request's variants in the staged queue)."""
+        return 4.0 * self.reward_var
 
 
 def request_id_for(task_id: str, policy_step: int) -> str:
@@ -143,35 +155,38 @@ def in_cooldown(
     return last is not None and policy_step - last < cooldown
 
 
-def select_requests(
-    stats_B: Sequence[GroupStats],
-    policy_step: int,
-    last_requested: Mapping[str, int],
-    rules: DetectorRules = DEFAULT_RULES,
-    signatures: Mapping[str, Signature] | None = None,
-) -> list[BoundaryRequest]:
-    """The step's requests: boundary groups, best score first, within budget, quota and cooldown.
+def has_spread(s: GroupStats, rules: DetectorRules = DEFAULT_RULES) -> bool:
+    """True when the group's observed variance is above ε (NaN variance: no)."""
+    return s.reward_var > rules.min_var
 
-    Invariants (property-tested): every request's task is in the boundary region, scored, not in
-    cooldown; at most `budget` requests, at most `category_quota` per category, one per task; the
-    result is deterministic and sorted by descending score. A task appearing twice in `stats_B`
-    is considered once (its first group).
-    """
+
+def rank_key(s: GroupStats) -> tuple[float, float, str]:
+    """Request order: higher observed variance first, then mean closer to 0.5, then task id."""
+    return (-s.reward_var, -boundary_score(s.reward_mean), s.task_id)
+
+
+def _first_groups(stats_B: Sequence[GroupStats]) -> list[GroupStats]:
     seen: set[str] = set()
-    candidates: list[GroupStats] = []
+    out: list[GroupStats] = []
     for s in stats_B:
-        if s.task_id in seen:
-            continue
-        seen.add(s.task_id)
-        if s.region == "boundary" and not in_cooldown(
-            s.task_id, policy_step, last_requested, rules.cooldown_steps
-        ):
-            candidates.append(s)
-    candidates.sort(key=lambda s: (-boundary_score(s.reward_mean), -s.reward_var, s.task_id))
+        if s.task_id not in seen:
+            seen.add(s.task_id)
+            out.append(s)
+    return out
+
+
+def _take(
+    ranked: Sequence[GroupStats],
+    n: int,
+    policy_step: int,
+    rules: DetectorRules,
+    signatures: Mapping[str, Signature] | None,
+) -> list[BoundaryRequest]:
+    """The first `n` of `ranked` that fit the per-category quota, as requests."""
     per_category: dict[str, int] = {}
     out: list[BoundaryRequest] = []
-    for s in candidates:
-        if len(out) >= rules.budget:
+    for s in ranked:
+        if len(out) >= n:
             break
         cat = s.category
         if per_category.get(cat, 0) >= rules.category_quota:
@@ -193,15 +208,76 @@ def select_requests(
     return out
 
 
+def select_requests(
+    stats_B: Sequence[GroupStats],
+    policy_step: int,
+    last_requested: Mapping[str, int],
+    rules: DetectorRules = DEFAULT_RULES,
+    signatures: Mapping[str, Signature] | None = None,
+) -> list[BoundaryRequest]:
+    """The step's requests: boundary groups with spread, most variance first, within budget,
+    quota and cooldown.
+
+    Invariants (property-tested): every request's task is in the boundary region, scored, has
+    observed variance > `min_var`, is not in cooldown; at most `budget` requests, at most
+    `category_quota` per category, one per task; the result is deterministic and sorted by
+    `rank_key`. A task appearing twice in `stats_B` is considered once (its first group).
+    """
+    candidates = [
+        s
+        for s in _first_groups(stats_B)
+        if s.region == "boundary"
+        and has_spread(s, rules)
+        and not in_cooldown(s.task_id, policy_step, last_requested, rules.cooldown_steps)
+    ]
+    return _take(sorted(candidates, key=rank_key), rules.budget, policy_step, rules, signatures)
+
+
+def select_uniform_requests(
+    stats_B: Sequence[GroupStats],
+    policy_step: int,
+    last_requested: Mapping[str, int],
+    n: int,
+    seed: int,
+    rules: DetectorRules = DEFAULT_RULES,
+    signatures: Mapping[str, Signature] | None = None,
+) -> list[BoundaryRequest]:
+    """The `uniform` arm: up to `n` requests (the count `select_requests` gave at this step) for
+    scored tasks of the batch drawn uniformly at random, with the same budget, quota and cooldown.
+
+    The batch is itself a uniform draw from the active pool (the trainer's sampler), so a uniform
+    draw from it is a uniform draw from the pool — among tasks whose group stats exist. The draw
+    is a pure function of (`seed`, `policy_step`, the batch's task ids), whatever their order.
+    """
+    candidates = sorted(
+        (
+            s
+            for s in _first_groups(stats_B)
+            if s.scored
+            and not in_cooldown(s.task_id, policy_step, last_requested, rules.cooldown_steps)
+        ),
+        key=lambda s: s.task_id,
+    )
+    random.Random(f"uniform/{seed}/{policy_step}").shuffle(candidates)
+    return _take(candidates, min(n, rules.budget), policy_step, rules, signatures)
+
+
 def boundary_metrics(
-    stats_B: Sequence[GroupStats], n_requests: int | None = None
+    stats_B: Sequence[GroupStats],
+    n_requests: int | None = None,
+    rules: DetectorRules = DEFAULT_RULES,
 ) -> dict[str, float]:
-    """Flat metrics of one step: region fractions, mean variance per region, requests published."""
+    """Flat metrics of one step: region fractions, mean variance per region, groups without
+    spread (`frac_zero_var` of all scored groups; `zero_var_in_band`: boundary-region groups
+    with no spread, which the detector does not request), requests published."""
     scored_B = [s for s in stats_B if s.scored]
     n = len(scored_B)
+    flat = [s for s in scored_B if not has_spread(s, rules)]
     out: dict[str, float] = {
         "boundary/groups": float(len(stats_B)),
         "boundary/unscored_groups": float(len(stats_B) - n),
+        "boundary/frac_zero_var": len(flat) / n if n else math.nan,
+        "boundary/zero_var_in_band": float(sum(1 for s in flat if s.region == "boundary")),
     }
     for region in REGIONS:
         in_region = [s for s in scored_B if s.region == region]

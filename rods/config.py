@@ -3,21 +3,62 @@
 Fields are grouped by concern, each with a one-line comment. `Settings()` reads the environment
 once; pass the object down instead of reading the environment again. The pure rule objects
 (`DetectorRules`, `PoolRules`) are built from it with `detector_rules()` and `pool_rules()`.
+
+A value that does not fit its field raises `SettingsError` (a `ValueError`), one line that names
+the environment variable, the value and what is allowed — never pydantic's whole report.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rods.boundary import DetectorRules
 from rods.pool import PoolRules
 
 
+class SettingsError(ValueError):
+    """An environment variable (or a keyword) that does not fit its setting."""
+
+
+def describe_errors(error: ValidationError, prefix: str = "RODS_") -> str:
+    """One line per bad field: `RODS_X='value': what is allowed`, joined with '; '."""
+    lines = []
+    for e in error.errors():
+        if not e["loc"]:  # a rule across fields
+            lines.append(_allowed(e))
+            continue
+        field = str(e["loc"][0])
+        name = "REDIS_URL" if field == "redis_url" else prefix + field.upper()
+        source = "" if name in os.environ else " (given as a keyword)"
+        lines.append(f"{name}={e.get('input')!r}{source}: {_allowed(e)}")
+    return "invalid setting: " + "; ".join(lines)
+
+
+def _allowed(e: Any) -> str:
+    kind, ctx = e.get("type", ""), e.get("ctx") or {}
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '')}"
+    if kind.startswith("int_"):
+        return "must be a whole number, e.g. 3"
+    if kind.startswith("float_"):
+        return "must be a number, e.g. 0.5"
+    if kind.startswith("bool_"):
+        return "must be true or false (also 1/0, yes/no)"
+    return str(e.get("msg", "invalid value")).removeprefix("Value error, ")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RODS_", extra="ignore", frozen=True)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as e:
+            raise SettingsError(describe_errors(e)) from None
 
     # --- Redis connection
     redis_url: str = Field(
@@ -38,6 +79,7 @@ class Settings(BaseSettings):
     category_quota: int = 4  # most requests per category per step
     cooldown_steps: int = 10  # steps before the same task may be requested again
     n_variants: int = 1  # variants asked per request
+    min_var: float = 1e-6  # ε: a group needs observed reward variance above this to be requested
 
     # --- replay buffer (rods.pool)
     beta: float = 0.20  # most staged tasks promoted per epoch, as a fraction of the active pool
@@ -51,6 +93,8 @@ class Settings(BaseSettings):
     seeds_can_retire: bool = False  # whether the 400 seeds may ever retire
     sample_mode: Literal["uniform", "boundary"] = "uniform"  # how the trainer samples the pool
     weight_floor: float = 0.05  # least boundary-weighted sampling weight
+    staged_cap: int = 0  # most tasks waiting in staged; beyond it the lowest-ranked retire (0: no cap)
+    staged_max_age: int = 0  # a task staged longer than this many steps retires (0: never)
     # approximate cap of the event log (entries); a 32-group report event is ~11 KB, so 200k
     # entries is ~2 GB at most; the log replays completely only while it is not trimmed
     events_maxlen: int = 200_000
@@ -69,7 +113,16 @@ class Settings(BaseSettings):
     synth_top_p: float = 0.7  # nucleus sampling of the synthesizer (paper: 0.7)
     synth_signature_tolerance: float = 0.15  # largest structural distance of a variant to its seed
     synth_soft_time_limit_s: int = 600  # one request's graph run; then the task fails and retries
-    dispatch_max_in_flight: int = 8  # requests sent to workers and not yet finished
+    # requests sent to workers and not yet finished (or waiting to be retried); set it to the
+    # workers' total concurrency (replicas × --concurrency): queued tasks count against the deadline
+    dispatch_max_in_flight: int = 8
+    # a sent request without a result this long after the soft time limit is sent again (its
+    # worker died); must exceed the hard limit's margin (services.celery_app, 10 s)
+    dispatch_deadline_margin_s: int = 30
+    # a failed request (model server down, Redis error, lost worker) is sent again after
+    # base·2^(n-1) seconds, capped; after `max_deliveries` it is dead-lettered with its last error
+    dispatch_retry_base_s: float = 30.0
+    dispatch_retry_cap_s: float = 600.0
 
     def detector_rules(self) -> DetectorRules:
         return DetectorRules(
@@ -79,6 +132,7 @@ class Settings(BaseSettings):
             category_quota=self.category_quota,
             cooldown_steps=self.cooldown_steps,
             n_variants=self.n_variants,
+            min_var=self.min_var,
         )
 
     def pool_rules(self) -> PoolRules:
@@ -94,5 +148,7 @@ class Settings(BaseSettings):
             seeds_can_retire=self.seeds_can_retire,
             sample_mode=self.sample_mode,
             weight_floor=self.weight_floor,
+            staged_cap=self.staged_cap,
+            staged_max_age=self.staged_max_age,
             detector=self.detector_rules(),
         )

@@ -11,7 +11,13 @@ Rules (ARCHITECTURE §6, PAPER.md "Replay buffer"; [D] marks our own decisions):
   synthetic task one task); held-out evaluation ids are refused by the stores.
 - Promotion, at an epoch boundary: at most ⌊β · |active|⌋ staged tasks (at least 1 when the
   active pool is empty [D]), never more synthetic active tasks than P_max; best priority first
-  (the boundary score of the parent's request at admission), then admission order.
+  (the score of the parent's request at admission), then age (oldest admission first) [D]: ties
+  are mostly the variants of one request, and an older task is the one nearer to ageing out.
+- Staged queue [D], at a sweep: a staged task waiting more than `staged_max_age` steps is
+  retired (`staged_age`: it was made for a policy that has moved on); beyond `staged_cap`
+  waiting tasks, those last in promotion order (lowest priority, then newest) are retired
+  (`staged_cap`), so the cap never drops a task the next promotion would take first. 0 turns
+  either rule off.
 - Report: a scored group updates visits, last mean/var, last seen step, and the last k means.
   A report for a step equal to the task's last seen step is a duplicate and ignored [D] (so a
   retry after a lost reply is harmless). Reports of non-active tasks are ignored.
@@ -41,7 +47,9 @@ from rods.tasks import Task
 
 TaskState = Literal["staged", "active", "retired"]
 STATES: tuple[TaskState, ...] = ("active", "staged", "retired")  # export order
-RetireReason = Literal["trial", "mastered", "hard", "stale", "over_cap", "manual"]
+RetireReason = Literal[
+    "trial", "mastered", "hard", "stale", "over_cap", "staged_cap", "staged_age", "manual"
+]
 SampleMode = Literal["uniform", "boundary"]
 UNSEEN = "unseen"
 
@@ -61,6 +69,8 @@ class PoolRules(BaseModel):
     seeds_can_retire: bool = False  # seeds stay active forever unless this is set
     sample_mode: SampleMode = "uniform"
     weight_floor: float = Field(0.05, gt=0.0)  # boundary-weighted: least weight of a task
+    staged_cap: int = Field(0, ge=0)  # [D] most tasks waiting in staged (0: no cap)
+    staged_max_age: int = Field(0, ge=0)  # [D] staged longer than this many steps → retired (0: never)
     detector: DetectorRules = DetectorRules()  # region thresholds used for counts
 
 
@@ -134,15 +144,35 @@ def promotion_quota(n_active: int, n_active_synthetic: int, rules: PoolRules) ->
     return max(0, min(by_beta, rules.p_max - n_active_synthetic))
 
 
+def promotion_key(record: TaskRecord) -> tuple[float, int, str]:
+    """Promotion order: best priority first, then oldest admission (then id)."""
+    return (-record.priority, record.seq, record.task_id)
+
+
 def promotion_plan(
     staged: Iterable[TaskRecord], n_active: int, n_active_synthetic: int, rules: PoolRules
 ) -> list[str]:
-    """Ids to promote, best priority first, then admission order (then id)."""
+    """Ids to promote, in `promotion_key` order, within the quota."""
     quota = promotion_quota(n_active, n_active_synthetic, rules)
-    ranked = sorted(
-        (r for r in staged if r.state == "staged"), key=lambda r: (-r.priority, r.seq, r.task_id)
-    )
+    ranked = sorted((r for r in staged if r.state == "staged"), key=promotion_key)
     return [r.task_id for r in ranked[:quota]]
+
+
+def staged_sweep_plan(
+    staged: Sequence[TaskRecord], step: int, rules: PoolRules
+) -> list[tuple[str, RetireReason]]:
+    """Retirements of waiting tasks: aged out first (admission order), then the excess over
+    `staged_cap`, from the end of the promotion order (lowest priority, then newest)."""
+    waiting = sorted((r for r in staged if r.state == "staged"), key=lambda r: (r.seq, r.task_id))
+    out: list[tuple[str, RetireReason]] = []
+    if rules.staged_max_age > 0:
+        out = [(r.task_id, "staged_age") for r in waiting if step - r.admitted_step > rules.staged_max_age]
+    aged = {t for t, _ in out}
+    left = [r for r in waiting if r.task_id not in aged]
+    if 0 < rules.staged_cap < len(left):
+        ranked = sorted(left, key=promotion_key)
+        out.extend((r.task_id, "staged_cap") for r in reversed(ranked[rules.staged_cap :]))
+    return out
 
 
 def promote(record: TaskRecord, step: int) -> TaskRecord:
@@ -309,5 +339,6 @@ def nest_counts(counts: dict[str, int]) -> dict[str, dict[str, object]]:
         parts = key.split("/", 2)
         if len(parts) == 3 and parts[0] in out:
             dims = out[parts[0]].setdefault(parts[1], {})
-            dims[parts[2]] = n  # type: ignore[index]
+            assert isinstance(dims, dict)  # a dimension's entry is always a dict (only "total" is not)
+            dims[parts[2]] = n
     return out

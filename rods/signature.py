@@ -6,8 +6,8 @@ What lives here:
   and summarises the result as a `rods.tasks.Signature`.
 - `trace_arguments`: the pure tracing step, on already executed calls (`ExecutedCall`).
 - `dag_depth`, `topology_of`, `clarification_turns_of`: pure pieces of the summary.
-- `signature_distance` / `distance_components`: how far apart two signatures are, in [0, 1];
-  the synthesis critique uses it to decide whether a variant "matches the structural complexity"
+- `signature_distance` / `distance_components` (defined in `rods.signature_distance`): how far
+  apart two signatures are, in [0, 1]; the synthesis critique uses it to decide whether a variant "matches the structural complexity"
   of its seed (ARCHITECTURE.md §5).
 - `signature_histograms`: depth, topology, turns and calls counts for `rods data stats`.
 
@@ -65,10 +65,17 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, NonNegativeFloat
-
 from rods.env.calls import CallSyntaxError, parse_python_call
 from rods.env.world import World
+from rods.signature_distance import (  # noqa: F401 - re-exported: the distance belongs to the signature
+    DEFAULT_WEIGHTS,
+    MATCH_TOLERANCE,
+    STRUCTURE_WEIGHTS,
+    DistanceWeights,
+    distance_components,
+    signature_distance,
+)
+from rods.signature_state import add_state_edges, execute_observed, state_dependency_candidates
 from rods.tasks import Signature, Task, ToolCall
 
 Source = Literal["question", "result", "state", "literal"]
@@ -357,11 +364,29 @@ def clarification_turns_of(task: Task) -> tuple[int, ...]:
     return tuple(u for u in range(1, len(gt)) if gt[u] and not gt[u - 1])
 
 
+def call_atoms(call: ToolCall) -> list[str | float]:
+    """The atoms of a call's arguments: each whole scalar, and a string's identifier tokens."""
+    out: list[str | float] = []
+    for _, leaf in argument_values(call.arguments):
+        value = _scalar_atom(leaf)
+        if value is None:
+            continue
+        out.append(value)
+        if isinstance(value, str):
+            out += [t for t in string_tokens(value) if t != value]
+    return out
+
+
 def signature_from_trace(
-    task: Task, calls: Sequence[ExecutedCall], trace: Sequence[Provenance]
+    task: Task,
+    calls: Sequence[ExecutedCall],
+    trace: Sequence[Provenance],
+    state_deps: Sequence[tuple[int, int]] = (),
 ) -> Signature:
-    """Summarise a trace into a `Signature` (pure)."""
+    """Summarise a trace (and the state dependencies, `rods.signature_state`) into a `Signature`
+    (pure). Depth, topology and cross-turn edges count both kinds of edge."""
     edges = sorted({(p.producer, p.call) for p in trace if p.producer is not None})
+    dag = sorted({*edges, *state_deps})
     turn_of = [c.turn for c in calls]
     names = {c.call.name for c in calls if c.call is not None}
     return Signature(
@@ -370,116 +395,41 @@ def signature_from_trace(
         calls_per_turn=tuple(len(g) for g in task.ground_truth),
         n_calls=len(calls),
         edges=tuple(edges),
+        state_deps=tuple(sorted(state_deps)),
         state_edges=sum(p.source == "state" for p in trace),
-        depth=dag_depth(len(calls), edges),
-        topology=topology_of(edges),
-        cross_turn_edges=sum(turn_of[i] != turn_of[j] for i, j in edges),
+        depth=dag_depth(len(calls), dag),
+        topology=topology_of(dag),
+        cross_turn_edges=sum(turn_of[i] != turn_of[j] for i, j in dag),
         holdout_turns=tuple(sorted(int(k) for k in (task.missed_function or {}))),
         clarification_turns=clarification_turns_of(task),
         empty_turns=tuple(u for u, g in enumerate(task.ground_truth) if not g),
     )
 
 
-def compute_signature(task: Task, world: World | None = None) -> Signature:
-    """Execute the ground truth in a fresh world (or `world`, freshly loaded for this task and
-    mutated here) and return the task's signature. Never raises for a bad ground-truth call."""
+def execute_and_sign(
+    task: Task, world: World | None = None, state_dependencies: bool = True
+) -> tuple[list[ExecutedCall], Signature]:
+    """The executed ground-truth calls (results included) and the task's signature; without
+    `state_dependencies` only data-flow edges form the DAG (the version-1 signature)."""
     world = world if world is not None else World.load(task)
     state = value_haystack([], world.public_state())  # walked before any call mutates it
-    calls = execute_calls(task, world)
-    return signature_from_trace(task, calls, trace_arguments(task, calls, state))
+    observed = execute_observed(task, world, normalize_text)
+    turns = [u for u, sources in enumerate(task.ground_truth) for _ in sources]
+    calls = [ExecutedCall(i, turns[i], o.call, o.result) for i, o in enumerate(observed)]
+    trace = trace_arguments(task, calls, state)
+    deps: list[tuple[int, int]] = []
+    if state_dependencies:
+        data = {(p.producer, p.call) for p in trace if p.producer is not None}
+        deps = add_state_edges(len(calls), data, state_dependency_candidates(observed, call_atoms))
+    return calls, signature_from_trace(task, calls, trace, deps)
 
 
-# ---------------------------------------------------------------- distance
-
-
-class DistanceWeights(BaseModel):
-    """Weights of the distance components (non-negative); they are normalised by their sum."""
-
-    model_config = ConfigDict(frozen=True)
-    topology: NonNegativeFloat = 0.20  # the shape of the data flow is the skill being taught
-    depth: NonNegativeFloat = 0.15  # how many results must be threaded through
-    turns: NonNegativeFloat = 0.10  # turns with calls
-    calls_per_turn: NonNegativeFloat = 0.10  # mean calls in a turn with calls
-    calls: NonNegativeFloat = 0.05  # total calls
-    cross_turn: NonNegativeFloat = 0.10  # results carried across user turns
-    classes: NonNegativeFloat = 0.10  # Jaccard distance of the involved classes
-    functions: NonNegativeFloat = (
-        0.05  # low: skill-aligned resampling may swap functions of a class
-    )
-    category: NonNegativeFloat = 0.15  # held-out function, clarification and empty turns
-
-
-DEFAULT_WEIGHTS = DistanceWeights()
-# For comparing a plan before `augment` adds the category's turns with its seed.
-STRUCTURE_WEIGHTS = DistanceWeights(category=0.0)
-# A suggested "matches" threshold. On BFCL with the default weights, a task and its other-category
-# twins are 0.0-0.1 apart, random pairs 0.21 / 0.56 / 0.73 (5th / 50th / 95th percentile); a
-# change of topology (0.20; 0.10 between `dag` and a fan) or of depth 2 -> 4 (0.075) plus a
-# class swap (0.10) exceed it, a swap of every function (0.05) does not.
-MATCH_TOLERANCE = 0.15
-
-
-def _relative(x: float, y: float) -> float:
-    """|x - y| / max(|x|, |y|), 0 when both are 0; in [0, 1] for non-negative x, y."""
-    top = max(abs(x), abs(y))
-    return abs(x - y) / top if top else 0.0
-
-
-def _jaccard_distance(a: Iterable[str], b: Iterable[str]) -> float:
-    sa, sb = set(a), set(b)
-    union = sa | sb
-    return 1.0 - len(sa & sb) / len(union) if union else 0.0
-
-
-def _topology_distance(a: str, b: str) -> float:
-    """0 equal; 0.5 between `dag` and a fan (it contains one); 1 otherwise."""
-    if a == b:
-        return 0.0
-    if {a, b} in ({"dag", "fan-out"}, {"dag", "fan-in"}):
-        return 0.5
-    return 1.0
-
-
-def _active_turns(s: Signature) -> int:
-    return sum(1 for n in s.calls_per_turn if n)
-
-
-def _mean_calls_per_turn(s: Signature) -> float:
-    active = _active_turns(s)
-    return sum(s.calls_per_turn) / active if active else 0.0
-
-
-def distance_components(a: Signature, b: Signature) -> dict[str, float]:
-    """Each component of the distance, in [0, 1], keyed like `DistanceWeights`' fields."""
-    category = (
-        float(bool(a.holdout_turns) != bool(b.holdout_turns))
-        + float(bool(a.clarification_turns) != bool(b.clarification_turns))
-        + _relative(len(a.empty_turns), len(b.empty_turns))
-    ) / 3
-    return {
-        "topology": _topology_distance(a.topology, b.topology),
-        "depth": _relative(a.depth, b.depth),
-        "turns": _relative(_active_turns(a), _active_turns(b)),
-        "calls_per_turn": _relative(_mean_calls_per_turn(a), _mean_calls_per_turn(b)),
-        "calls": _relative(a.n_calls, b.n_calls),
-        "cross_turn": _relative(a.cross_turn_edges, b.cross_turn_edges),
-        "classes": _jaccard_distance(a.classes, b.classes),
-        "functions": _jaccard_distance(a.functions, b.functions),
-        "category": category,
-    }
-
-
-def signature_distance(
-    a: Signature, b: Signature, weights: DistanceWeights = DEFAULT_WEIGHTS
-) -> float:
-    """Weighted mean of `distance_components`: symmetric, in [0, 1], 0 for equal signatures."""
-    w = weights.model_dump()
-    total = sum(w.values())
-    if total <= 0:
-        raise ValueError("distance weights must have a positive sum")
-    parts = distance_components(a, b)
-    value = sum(w[k] * parts[k] for k in w) / total
-    return min(1.0, max(0.0, value))
+def compute_signature(
+    task: Task, world: World | None = None, state_dependencies: bool = True
+) -> Signature:
+    """Execute the ground truth in a fresh world (or `world`, freshly loaded for this task and
+    mutated here) and return the task's signature. Never raises for a bad ground-truth call."""
+    return execute_and_sign(task, world, state_dependencies)[1]
 
 
 # ---------------------------------------------------------------- histograms

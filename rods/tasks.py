@@ -72,14 +72,15 @@ class Signature(BaseModel):
     """Structural signature of a task's ground truth (computed by `rods.signature`)."""
 
     model_config = ConfigDict(frozen=True)
-    version: int = 1
+    version: int = 2  # 2: state dependencies (`state_deps`) count in depth and topology
     classes: tuple[str, ...] = ()
     functions: tuple[str, ...] = ()  # distinct function names, sorted
     calls_per_turn: tuple[int, ...] = ()
     n_calls: int = 0
     edges: tuple[tuple[int, int], ...] = ()  # data-flow edges between call indices (flattened)
+    state_deps: tuple[tuple[int, int], ...] = ()  # state-dependency edges (cd, login, created ids)
     state_edges: int = 0  # arguments whose value came from the initial state
-    depth: int = 0  # longest path in the dependency DAG, in calls (0 = no calls)
+    depth: int = 0  # longest path in the dependency DAG (both edge kinds), in calls (0 = no calls)
     topology: str = "independent"  # chain | fan-out | fan-in | dag | independent
     cross_turn_edges: int = 0
     holdout_turns: tuple[int, ...] = ()  # miss_func: turns that reveal a held-out function
@@ -274,21 +275,48 @@ def read_tasks(path: str | Path) -> list[Task]:
     return list(iter_tasks(path))
 
 
+def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each non-blank line of a UTF-8 text file. A missing path, a
+    directory, a binary file (a NUL byte) or bytes that are not UTF-8 raise `TaskFileError`
+    naming the file and the line: a JSONL reader never sees a `UnicodeDecodeError`."""
+    path = Path(path)
+    if not path.exists():
+        raise TaskFileError(f"{path}: no such file")
+    if path.is_dir():
+        raise TaskFileError(f"{path} is a directory, not a JSONL file (one JSON object a line)")
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise TaskFileError(f"{path}: cannot read it ({e.strerror})") from None
+    with f:
+        for lineno, raw in enumerate(f, start=1):
+            if b"\0" in raw:
+                raise TaskFileError(f"{path}:{lineno}: a binary file, not JSONL text (one JSON object a line)")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise TaskFileError(
+                    f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                    "save the file as UTF-8"
+                ) from None
+            if line.strip():
+                yield lineno, line
+
+
 def iter_tasks(path: str | Path) -> Iterator[Task]:
     path = Path(path)
     if not path.exists():
         raise TaskFileError(f"{path}: no such task file")
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise TaskFileError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(obj, dict):
-                raise TaskFileError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield parse_task(obj, where=f"{path}:{lineno}")
+    for lineno, line in iter_lines(path):
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise TaskFileError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+        except RecursionError:
+            raise TaskFileError(f"{path}:{lineno}: JSON nested too deeply") from None
+        if not isinstance(obj, dict):
+            raise TaskFileError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        yield parse_task(obj, where=f"{path}:{lineno}")
 
 
 def parse_task(obj: dict[str, Any], where: str = "task") -> Task:
@@ -308,11 +336,15 @@ def write_tasks(path: str | Path, tasks: Iterable[Task]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as f:
-        for task in tasks:
-            f.write(json.dumps(task.to_bfcl(), ensure_ascii=False) + "\n")
-            n += 1
-    tmp.replace(path)
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            for task in tasks:
+                f.write(json.dumps(task.to_bfcl(), ensure_ascii=False) + "\n")
+                n += 1
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never leave a stray *.tmp behind (e.g. `path` is a directory)
+        raise
     return n
 
 

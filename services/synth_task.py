@@ -2,8 +2,14 @@
 
 Idempotent on the request id: a redelivered or re-sent request whose output is already stored
 does nothing; staging itself is atomic and keyed by the request id (`ReplayBuffer.add_staged`).
-Redis and model-server errors are retried with exponential backoff; anything else inside the
-graph is already a counted failure in the result, not an exception.
+
+What raises fails the task, and nothing is retried here: a model server that cannot be reached or
+is misconfigured (`BackendUnavailable`, raised before anything is stored), a Redis error that
+outlasted the client's own backoff, a request for a task the run does not hold. The dispatcher
+records the error on the stream entry and sends the request again after a backoff, and
+dead-letters it after the delivery limit. (A Celery `autoretry_for` would re-publish the task to
+the broker — during a Redis outage, the server that is down — and the message would be lost.)
+Everything else inside the graph is a counted failure in the result: the request is done.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-import redis
+from celery.signals import worker_init
 
 from rods.boundary import BoundaryRequest
 from rods.config import Settings
@@ -23,6 +29,16 @@ from services.synthesis import SynthWorker
 _local = threading.local()  # one SynthWorker per worker thread/process: clients are not shared
 
 
+@worker_init.connect
+def _warm_up(**_: Any) -> None:
+    """Import the model client in the worker's main process (forked pool children inherit it):
+    the first task must not spend its soft time limit importing litellm."""
+    if Settings().synth_backend == "llm":
+        from graphs.synthesis.llm import warm_up
+
+        warm_up()
+
+
 def _worker() -> SynthWorker:
     w = getattr(_local, "worker", None)
     if w is None:
@@ -30,16 +46,7 @@ def _worker() -> SynthWorker:
     return w
 
 
-@app.task(
-    name=SYNTH_TASK,
-    bind=True,
-    acks_late=True,
-    autoretry_for=(redis.ConnectionError, redis.TimeoutError, ConnectionError, TimeoutError),
-    retry_backoff=2,  # seconds, doubling: Redis restarts and model-server hiccups pass
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=4,
-)
+@app.task(name=SYNTH_TASK, bind=True, acks_late=True)  # retries: the dispatcher's (see above)
 def synthesize_request(self: Any, request: str, run: str) -> dict[str, Any]:
     """Run synthesis for one `BoundaryRequest` (JSON) of `run`; returns a small summary."""
     t0 = time.perf_counter()

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from graphs.synthesis.backend import Backend
+from graphs.synthesis.backends import make_backend
 from graphs.synthesis.gates import DedupIndex
 from graphs.synthesis.graph import synthesize
 from graphs.synthesis.state import SynthConfig, result_metrics
@@ -22,27 +22,6 @@ from rods.config import Settings
 from rods.store.buffer import RedisBuffer
 from rods.store.connection import connect
 from rods.store.keys import RunKeys
-
-
-def make_backend(settings: Settings) -> Backend:
-    """The configured backend: `procedural` (no model) or `llm` (any litellm model string)."""
-    if settings.synth_backend == "procedural":
-        from graphs.synthesis.procedural import ProceduralBackend
-
-        return ProceduralBackend()
-    if not settings.synth_model:
-        raise ValueError(
-            "RODS_SYNTH_BACKEND=llm needs a model: set RODS_SYNTH_MODEL (e.g. openai/gpt-4o-mini, "
-            "or hosted_vllm/Qwen/Qwen3-32B with RODS_SYNTH_API_BASE)"
-        )
-    from graphs.synthesis.llm import LLMBackend
-
-    return LLMBackend(
-        settings.synth_model,
-        api_base=settings.synth_api_base,
-        temperature=settings.synth_temperature,
-        top_p=settings.synth_top_p,
-    )
 
 
 def request_seed(request_id: str) -> int:

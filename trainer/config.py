@@ -1,17 +1,19 @@
 """The trainer's one config object, read from TOML (`rods train --config FILE`).
 
 Every field has a default and a one-line comment. Sections in the TOML file map to the nested
-models below (`[policy]`, `[rollout]`, `[optim]`, `[loop]`); unknown keys are errors, so a typo
-is caught at start-up with the file and the field named. Redis, the detector and the buffer
-rules are process settings (`rods.config.Settings`, environment variables), shared with the
-synthesis side; the config file may override the run name and the detector budget only.
+models below (`[policy]`, `[tasks]`, `[rollout]`, `[env]`, `[optim]`, `[loop]`, `[pool]`);
+unknown keys are errors, so a typo is caught at start-up with the file and the field named.
+Redis, the detector and the buffer rules are process settings (`rods.config.Settings`,
+environment variables), shared with the synthesis side; the config file may override the run
+name and the detector budget (`[loop]`) and the buffer's lifecycle rules for this run (`[pool]`),
+so that an experiment's arms carry their pool settings in their config files.
 """
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -51,20 +53,29 @@ class RolloutConfig(_Section):
     refill_frac: float = Field(default=0.1, ge=0.0, le=1.0)
 
 
+class EnvConfig(_Section):
+    # tool error messages carry actionable hints (what was wrong, which argument, what is
+    # allowed): the environment-augmentation baseline (the env-hints arm); training only
+    hints: bool = False
+
+
 class OptimConfig(_Section):
     lr: float = 1e-6  # AdamW learning rate (paper: 1e-6)
     weight_decay: float = 0.0  # AdamW weight decay
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas
     grad_clip: float = 1.0  # max global grad norm (EnvTuning: 1.0)
-    clip_low: float = 0.2  # ratio clip below 1
-    clip_high: float = 0.28  # ratio clip above 1 ("clip-higher")
-    kl_coef: float = 0.01  # KL to the frozen initial policy (paper: 0.01); 0 drops the reference
+    clip_low: float = 0.2  # ratio clip below 1 (ε_low; EnvTuning: 0.2)
+    clip_high: float = 0.28  # ratio clip above 1 ("clip-higher", ε_high; EnvTuning: 0.28)
+    kl_coef: float = 0.01  # β, KL to the frozen initial policy (paper: 0.01); 0 drops the reference
     micro_batch: int = 8  # trajectories per forward/backward; gradients accumulate to the step
     ppo_epochs: int = 1  # optimisation passes over each batch (1 = strictly on-policy)
 
 
 class LoopConfig(_Section):
-    mode: Literal["rods", "static"] = "rods"  # rods: buffer + detector; static: fixed seeds
+    # every mode samples the run's buffer with the same sampler; they differ in what is published:
+    # rods: the detector's boundary requests; uniform: as many requests, for tasks drawn at
+    # random from the batch; static: nothing (synthesis off)
+    mode: Literal["rods", "static", "uniform"] = "rods"
     steps: int = 100  # GRPO updates
     steps_per_epoch: int = 0  # epoch boundary (promotion, retirement); 0 = pool size / B
     checkpoint_every: int = 10  # steps between checkpoints (always one at the end)
@@ -73,12 +84,41 @@ class LoopConfig(_Section):
     request_budget: int | None = None  # override the detector's M per step
 
 
+def default_of(section: type[BaseModel], name: str) -> Any:
+    """The default declared here for `section.name`: run-time objects that take the same knob
+    (`trainer.types.RolloutSettings`, `trainer.grpo.GRPOLossConfig`) default to it."""
+    return section.model_fields[name].default
+
+
+class PoolConfig(_Section):
+    """Buffer lifecycle rules of this run (rods.pool.PoolRules); unset keeps RODS_* defaults."""
+
+    beta: float | None = None  # most staged tasks promoted per epoch, fraction of active
+    p_max: int | None = None  # most synthetic tasks active at once
+    trial_below: float | None = None  # synthetic task dropped when its first r̄ is below this
+    retire_mastered_above: float | None = None  # recent r̄ above this retires (mastered)
+    retire_hard_below: float | None = None  # recent r̄ below this retires (hard)
+    retire_min_obs: int | None = None  # observations before mastered/hard retirement applies
+    history_k: int | None = None  # group means kept per task
+    stale_steps: int | None = None  # unobserved this many steps → retired as stale
+    seeds_can_retire: bool | None = None  # whether seeds may retire
+    sample_mode: Literal["uniform", "boundary"] | None = None  # how batches are drawn
+    staged_cap: int | None = None  # most tasks waiting in staged (0: no cap)
+    staged_max_age: int | None = None  # staged longer than this many steps → retired (0: never)
+
+    def overrides(self) -> dict[str, object]:
+        """The fields set in the config file, by their `rods.config.Settings` names."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class TrainConfig(_Section):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     tasks: TaskConfig = Field(default_factory=TaskConfig)
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    env: EnvConfig = Field(default_factory=EnvConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     loop: LoopConfig = Field(default_factory=LoopConfig)
+    pool: PoolConfig = Field(default_factory=PoolConfig)
 
 
 class ConfigError(ValueError):

@@ -6,20 +6,65 @@ wrapper that never lets it evaluate policy text — and with our R_P, and writes
 of PAPER.md's: overall, base, miss_func, miss_param, long_context (accuracy in %).
 `eval.json` holds every trajectory's verdicts; `eval.md` the table. Our own `correct` is recorded
 beside the official verdict; they must agree (tests/unit/test_official_agreement.py).
+
+Two inference protocols (`protocol`), recorded in eval.json and eval.md beside every number:
+- `train`: the training rollout loop and its limits (steps per turn, malformed calls answered
+  with an error message, at most 3 calls per message, the config's token budgets);
+- `bfcl`: bfcl-eval's multi-turn inference semantics, so that numbers can be set beside the
+  paper's table: its per-turn step limit (read from the installed bfcl_eval), a message with no
+  decodable call ends the turn, no per-message call cap, tool results shown whole, and the
+  model's full context (max_position_embeddings, else the tokenizer's model_max_length; at
+  most 4,096 new tokens per message, as bfcl-eval asks of local models).
+The chat template (how tools are rendered to this model) is the config's in both.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rods.env.official import official_correct
-from rods.tasks import CATEGORIES, Task, load_split
+from rods.tasks import CATEGORIES, Split, Task, load_split
 
 COLUMNS = ("overall", *CATEGORIES)
+Protocol = Literal["train", "bfcl"]
+PROTOCOLS: tuple[Protocol, ...] = ("train", "bfcl")
+BFCL_MAX_NEW_TOKENS = 4096  # bfcl-eval's base_oss_handler caps a local model's reply at 4,096
+NO_CALL_CAP = 1 << 30  # "no per-message call cap": more calls than any message can hold
+
+
+def context_length(model: Any, tokenizer: Any) -> int:
+    """The model's full context, found as bfcl-eval finds it (config, then tokenizer)."""
+    n = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if not n:
+        n = getattr(tokenizer, "model_max_length", None)
+    if not n or n > 10**7:  # transformers' "no limit" sentinel is ~1e30
+        raise ValueError("cannot tell the model's context length (no max_position_embeddings)")
+    return int(n)
+
+
+def protocol_settings(protocol: Protocol, model: Any, tokenizer: Any) -> dict[str, Any]:
+    """Rollout overrides of a protocol (`train`: none)."""
+    if protocol == "train":
+        return {}
+    if protocol != "bfcl":
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+    from rods.env.episode import bfcl_step_limit
+
+    ctx = context_length(model, tokenizer)
+    return {
+        "protocol": "bfcl",
+        "max_steps_per_turn": bfcl_step_limit(),
+        "max_calls_per_message": NO_CALL_CAP,
+        "max_new_tokens": min(BFCL_MAX_NEW_TOKENS, ctx),
+        "max_total_tokens": ctx,
+        "tool_result_chars": 0,  # bfcl-eval shows the whole result
+        "env_hints": False,
+    }
 
 
 def limit_per_category(tasks: Sequence[Task], limit: int | None) -> list[Task]:
@@ -62,11 +107,13 @@ class EvalReport:
     def disagreements(self) -> int:
         return sum(r["official_correct"] != r["correct"] for r in self.rows)
 
-    def markdown(self, title: str) -> str:
+    def markdown(self, title: str, protocol: str = "train") -> str:
         t = self.table()
         cols = [c for c in COLUMNS if c in t]
         lines = [
             f"## {title}",
+            "",
+            f"Inference protocol: `{protocol}` ({PROTOCOL_NOTES.get(protocol, '')}).",
             "",
             "| metric | " + " | ".join(cols) + " |",
             "|---|" + "---|" * len(cols),
@@ -77,6 +124,12 @@ class EvalReport:
             f"Our verdict disagreed with the official checker on {self.disagreements} trajectories.",
         ]
         return "\n".join(lines) + "\n"
+
+
+PROTOCOL_NOTES = {
+    "train": "the training rollout loop and its limits; not comparable with bfcl-eval's table",
+    "bfcl": "bfcl-eval's multi-turn inference semantics; comparable with its table",
+}
 
 
 def score_trajectories(tasks: Sequence[Task], trajectories: Sequence[Any]) -> EvalReport:
@@ -102,12 +155,16 @@ def evaluate(
     checkpoint: str,
     out_dir: Path,
     *,
-    split: str = "eval",
+    split: Split = "eval",
     limit: int | None = None,
     device: str = "auto",
     rollout_overrides: dict[str, Any] | None = None,
+    protocol: Protocol = "train",
+    tasks: Sequence[Task] | None = None,
 ) -> EvalReport:
-    """Greedy rollouts of `checkpoint` on `split`; writes eval.json and eval.md into `out_dir`."""
+    """Greedy rollouts of `checkpoint` on `split` (or on `tasks`, e.g. the held-out split filtered
+    by a training subset's structural rule) under `protocol`; writes eval.json and eval.md into
+    `out_dir`, each naming the protocol and the rollout settings that produced it."""
     from trainer.config import RolloutConfig
     from trainer.loop import resolve_device
     from trainer.policy import load_policy
@@ -117,13 +174,19 @@ def evaluate(
     model, tokenizer = load_policy(checkpoint, device=dev)
     model.eval()
     cfg = RolloutConfig(**(rollout_overrides or {}))
-    engine = make_engine(cfg, model, tokenizer, device=dev, greedy=True)
-    tasks = limit_per_category(load_split(split), limit)  # type: ignore[arg-type]
-    groups = engine.rollout(tasks, 1)
-    report = score_trajectories(tasks, [g[0] for g in groups])
+    overrides = protocol_settings(protocol, model, tokenizer)
+    engine = make_engine(cfg, model, tokenizer, device=dev, greedy=True, **overrides)
+    chosen = limit_per_category(tasks if tasks is not None else load_split(split), limit)
+    groups = engine.rollout(chosen, 1)
+    report = score_trajectories(chosen, [g[0] for g in groups])
     out_dir.mkdir(parents=True, exist_ok=True)
+    settings = dataclasses.asdict(engine.settings)
     (out_dir / "eval.json").write_text(
-        json.dumps({"checkpoint": checkpoint, "split": split, "table": report.table(), "rows": report.rows}, indent=2)
+        json.dumps(
+            {"checkpoint": checkpoint, "split": split, "protocol": protocol, "rollout": settings,
+             "table": report.table(), "rows": report.rows},
+            indent=2,
+        )
     )
-    (out_dir / "eval.md").write_text(report.markdown(f"{checkpoint} on the {split} split"))
+    (out_dir / "eval.md").write_text(report.markdown(f"{checkpoint} on the {split} split", protocol))
     return report

@@ -17,17 +17,28 @@ A group whose rewards are all equal has zero advantages and so contributes no po
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from trainer.config import OptimConfig, default_of
+
 
 @dataclass(frozen=True)
 class GRPOLossConfig:
-    clip_low: float = 0.2  # ε_low: lower clip of the ratio (EnvTuning: 0.2)
-    clip_high: float = 0.28  # ε_high: upper clip, "clip-higher" (EnvTuning: 0.28)
-    kl_coef: float = 0.01  # β; 0 disables the reference model entirely (paper: 0.01)
-    adv_eps: float = 1e-6  # ε in the advantage denominator
+    """The loss's knobs: `OptimConfig`'s clip and KL fields (defaults and comments live there)."""
+
+    clip_low: float = default_of(OptimConfig, "clip_low")  # ε_low: lower clip of the ratio
+    clip_high: float = default_of(OptimConfig, "clip_high")  # ε_high: upper clip, "clip-higher"
+    kl_coef: float = default_of(OptimConfig, "kl_coef")  # β; 0 disables the reference model entirely
+    adv_eps: float = 1e-6  # ε in the advantage denominator (not in the config file)
+
+    @classmethod
+    def from_config(cls, optim: OptimConfig, **overrides: Any) -> GRPOLossConfig:
+        """From the trainer's `OptimConfig`, plus overrides (e.g. kl_coef=0.0)."""
+        values = {"clip_low": optim.clip_low, "clip_high": optim.clip_high, "kl_coef": optim.kl_coef}
+        return cls(**{**values, **overrides})
 
 
 def group_advantages(rewards_B_G: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

@@ -1,15 +1,17 @@
 """The GRPO training loop, one readable function: `train(cfg, run_dir)`.
 
     for step in steps:
-        tasks_B   = source.sample(step)                  # static seeds or the replay buffer
+        tasks_B   = source.sample(step)                  # the run's replay buffer, seeded draw
         groups_BG = engine.rollout(tasks_B, G)           # multi-turn rollouts, R_P per trajectory
         update    = grpo_update(model, groups_BG)        # group advantages, clipped loss
-        detector  = source.after_step(step, groups_BG)   # rods: report stats, publish requests
-        epoch end → source.end_epoch(step)               # rods: retire, promote staged tasks
+        detector  = source.after_step(step, groups_BG)   # report stats; publish (by mode)
+        epoch end → source.end_epoch(step)               # retire, promote staged tasks
         metrics → metrics.jsonl (+ TensorBoard); checkpoint every K steps
 
-The mode only changes the task source. A run directory holds `config.json`, `metrics.jsonl`,
-`checkpoints/`; starting `train` again on the same directory resumes from the last checkpoint.
+The mode only changes what the source publishes (rods: boundary requests; uniform: as many
+requests for random batch tasks; static: none); every mode needs the run's Redis. A run
+directory holds `config.json`, `metrics.jsonl`, `checkpoints/`; starting `train` again on the
+same directory resumes from the last checkpoint, epoch position included.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from trainer.checkpoint import latest_checkpoint, load_trainer_state, save_check
 from trainer.config import TrainConfig
 from trainer.grpo import GRPOLossConfig
 from trainer.metrics import MetricsLog, rollout_metrics
-from trainer.types import TaskSource
+from trainer.sources import PUBLISH_OF_MODE, BufferSource
 from trainer.update import grpo_update
 
 
@@ -68,19 +70,23 @@ def _policy_source(cfg: TrainConfig, run_dir: Path) -> str:
     return cfg.policy.model
 
 
+def run_settings(cfg: TrainConfig, settings: Settings) -> Settings:
+    """The process settings with this run's `[pool]` overrides applied."""
+    overrides = cfg.pool.overrides()
+    return settings.model_copy(update=overrides) if overrides else settings
+
+
 def make_source(
     cfg: TrainConfig, run_dir: Path, settings: Settings, seeds: list[Task]
-) -> TaskSource:
-    from trainer.sources import BufferSource, StaticSource
-
-    B = cfg.rollout.tasks_per_step
-    if cfg.loop.mode == "static":
-        return StaticSource(seeds, B, cfg.policy.seed, cfg.loop.steps_per_epoch)
+) -> BufferSource:
+    """The run's buffer (seeds loaded once) behind the one task source; the mode decides only
+    what is published (`trainer.sources.PUBLISH_OF_MODE`)."""
     from rods.signature import compute_signature
     from rods.store.buffer import RedisBuffer
     from rods.store.connection import connect
     from rods.store.stream import BoundaryStream
 
+    settings = run_settings(cfg, settings)
     run = cfg.loop.run or settings.run  # RODS_RUN: the name the dispatcher and workers use too
     r = connect(settings)
     buffer = RedisBuffer(r, run, settings.pool_rules())
@@ -89,9 +95,10 @@ def make_source(
     rules = settings.detector_rules()
     if cfg.loop.request_budget is not None:
         rules = rules.model_copy(update={"budget": cfg.loop.request_budget})
-    signatures = {t.id: compute_signature(t) for t in seeds}
-    return BufferSource(buffer, BoundaryStream(r, run, settings), B, cfg.policy.seed, rules,
-                        cfg.loop.steps_per_epoch, signatures)
+    publish = PUBLISH_OF_MODE[cfg.loop.mode]
+    signatures = {t.id: compute_signature(t) for t in seeds} if publish != "none" else {}
+    return BufferSource(buffer, BoundaryStream(r, run, settings), cfg.rollout.tasks_per_step,
+                        cfg.policy.seed, rules, cfg.loop.steps_per_epoch, signatures, publish)
 
 
 def train(
@@ -123,16 +130,16 @@ def train(
         model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
     )
     start = 0
+    seeds = training_tasks(cfg)
+    source = make_source(cfg, run_dir, settings, seeds)
     if resume:
         state = load_trainer_state(resume)
         optimizer.load_state_dict(state.optimizer)
         set_rng_state(state.rng)
         start = state.step
-
-    seeds = training_tasks(cfg)
-    source = make_source(cfg, run_dir, settings, seeds)
-    engine = make_engine(cfg.rollout, model, tokenizer, device=device)
-    loss_cfg = GRPOLossConfig(cfg.optim.clip_low, cfg.optim.clip_high, cfg.optim.kl_coef)
+        source.restore(state.extra.get("source", {}))
+    engine = make_engine(cfg.rollout, model, tokenizer, device=device, env_hints=cfg.env.hints)
+    loss_cfg = GRPOLossConfig.from_config(cfg.optim)
     log = MetricsLog(run_dir, resume_step=start)
     metrics: dict[str, Any] = {}
     try:
@@ -160,7 +167,7 @@ def train(
             log.write(done, metrics)
             if done % cfg.loop.checkpoint_every == 0 or done == cfg.loop.steps:
                 save_checkpoint(run_dir, done, model, tokenizer, optimizer,
-                                extra={"mode": cfg.loop.mode}, keep=cfg.loop.keep_checkpoints)
+                                extra={"mode": cfg.loop.mode, "source": source.state()}, keep=cfg.loop.keep_checkpoints)
             if on_step:
                 on_step(done, metrics)
     finally:

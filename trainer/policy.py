@@ -119,7 +119,9 @@ def load_policy(
         raise ValueError(f"{src}: the tokenizer has no eos token")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype)
+    # typed as a Module: transformers declares `PreTrainedModel.to` through functools.wraps,
+    # which mypy reads as a call without `self`
+    model: torch.nn.Module = AutoModelForCausalLM.from_pretrained(src, dtype=dtype)
     model.to(device)
     model.eval()
     return model, tokenizer

@@ -163,7 +163,10 @@ def probe_boundary(
     from trainer.rollout import HFRolloutEngine, RolloutSettings
 
     settings = RolloutSettings(
-        temperature=1.0, max_new_tokens=max_new_tokens, max_total_tokens=max_total_tokens
+        temperature=1.0,
+        max_new_tokens=max_new_tokens,
+        max_total_tokens=max_total_tokens,
+        compact_tools=True,  # as `sft_examples` renders the warm-start data
     )
     engine = HFRolloutEngine(model, tokenizer, settings, cache=cache)
     t0 = time.perf_counter()

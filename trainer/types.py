@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from rods.env import Score
 from rods.tasks import Task, ToolCall
+from trainer.config import RolloutConfig, default_of
 
 
 @dataclass
@@ -43,23 +44,28 @@ class RolloutEngine(Protocol):
 
 @dataclass(frozen=True)
 class RolloutSettings:
-    temperature: float = 1.0  # sampling temperature (ignored when greedy)
-    top_p: float = 1.0  # nucleus sampling; 1.0 = the full distribution
-    max_new_tokens: int = 64  # per assistant message (CPU-DEMO: ≤ 64 tokens a line)
-    max_total_tokens: int = 1024  # per trajectory; the episode is truncated when it runs out
-    max_steps_per_turn: int = 5  # calling messages per user turn (rods.env.episode default)
+    """What an engine reads at run time: the `RolloutConfig` knobs of the same name (their
+    defaults and comments live there) plus the run-time-only knobs declared here."""
+
+    temperature: float = default_of(RolloutConfig, "temperature")  # ignored when greedy
+    top_p: float = default_of(RolloutConfig, "top_p")
+    max_new_tokens: int = default_of(RolloutConfig, "max_new_tokens")
+    max_total_tokens: int = default_of(RolloutConfig, "max_total_tokens")
+    max_steps_per_turn: int = default_of(RolloutConfig, "max_steps_per_turn")
+    compact_tools: bool = default_of(RolloutConfig, "compact_tools")  # template kwarg
+    # run-time only (not in the config file)
     max_calls_per_message: int = 3  # a message is cut after this many </tool_call> tags
     greedy: bool = False  # argmax decoding (evaluation)
-    compact_tools: bool = True  # template kwarg: tool names only (tiny model) vs JSON schemas
     tool_result_chars: int = 80  # template kwarg: tool results cut to this many characters
     seed: int | None = None  # own sampling generator; None = torch's global RNG (checkpointed)
+    protocol: str = "train"  # episode rules: "train" or "bfcl" (rods.env.episode)
+    env_hints: bool = False  # tool error messages carry actionable hints (rods.env.hints)
 
     @classmethod
-    def from_config(cls, cfg: Any, **overrides: Any) -> RolloutSettings:
+    def from_config(cls, cfg: RolloutConfig, **overrides: Any) -> RolloutSettings:
         """From the trainer's `RolloutConfig` (fields of the same name), plus overrides."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in cfg.model_dump().items() if k in names}
-        return cls(**{**values, **overrides})
+        names = {f.name for f in dataclasses.fields(cls)} & RolloutConfig.model_fields.keys()
+        return cls(**{**{name: getattr(cfg, name) for name in names}, **overrides})
 
     def template_kwargs(self) -> dict[str, Any]:
         return {"compact_tools": self.compact_tools, "tool_result_chars": self.tool_result_chars}
@@ -77,3 +83,7 @@ class TaskSource(Protocol):
     def end_epoch(self, step: int) -> dict[str, float]: ...
 
     def pool_metrics(self) -> dict[str, float]: ...
+
+    def state(self) -> dict[str, Any]: ...  # loop position saved in the checkpoint
+
+    def restore(self, state: dict[str, Any]) -> None: ...

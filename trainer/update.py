@@ -83,9 +83,12 @@ def grpo_update(
     use_kl = ref_model is not None and loss_cfg.kl_coef > 0
     n_tokens = sum(sum(t.loss_mask) for t in flat)
     keep = [i for i in range(len(flat)) if (use_kl or adv_N[i] != 0) and sum(flat[i].loss_mask) > 0]
+    n_tokens_adv = sum(sum(t.loss_mask) for t, a in zip(flat, adv_N.tolist(), strict=True) if a != 0)
     metrics: dict[str, float] = {
         "update/trajectories": float(len(keep)),
         "update/skipped_zero_adv": float(len(flat) - len(keep)),
+        # the share of the update's policy tokens that carry a policy gradient (depletion)
+        "train/frac_tokens_nonzero_adv": n_tokens_adv / n_tokens if n_tokens else float("nan"),
     }
     if not keep:
         metrics["time/update"] = time.perf_counter() - t0
@@ -105,7 +108,7 @@ def grpo_update(
             ids, att = b.input_ids_N_T.to(device), b.attention_N_T.to(device)
             if ppo_epochs > 1:
                 old_logps[k] = token_logprobs(model, ids, att)[0]
-            if use_kl:
+            if use_kl and ref_model is not None:
                 ref_logps[k] = token_logprobs(ref_model, ids, att)[0]
     sums: dict[str, float] = {}
     grad_norm = 0.0
@@ -117,7 +120,9 @@ def grpo_update(
             mask = b.loss_mask_N_T.to(device)
             with autocast(device, bf16):
                 logp, ent = token_logprobs(model, ids, att, with_entropy=True)
-            old = old_logps[k] if old_logps[k] is not None else logp.detach()
+            old = old_logps[k]
+            if old is None:
+                old = logp.detach()
             loss, m = grpo_loss(logp, old, b.adv_N.to(device), mask, n_tokens, loss_cfg, ref_logps[k])
             loss.backward()
             for key, v in m.items():

@@ -9,11 +9,15 @@ The transformations copy what BFCL's own categories do to a base conversation (r
   turn k's original ground truth, and `missed_function = {"k+1": [name, …]}` — bfcl-eval adds
   the held-out docs when it reaches that turn.
 - miss_param: pick a turn k and a ground-truth argument value that its query states verbatim
-  (and no other turn does). The value is cut from the query, turn k's ground truth becomes
-  empty (the model must ask), and a clarifying user turn ("The file name should be 'x.txt'.")
-  is inserted at k+1 with turn k's original ground truth.
+  (and no other turn does). The value leaves the query as BFCL's miss_param turns leave it: the
+  request simply lacks it ("tally up the words in a file", "open a support ticket") with no cue
+  that it will come later, and the value appears nowhere in the turn (`withhold`); turn k's
+  ground truth becomes empty (the model must ask), and a clarifying user turn in varied words
+  ("The file is 'x.txt'.", "Use 'x.txt'.") is inserted at k+1 with turn k's original ground truth.
 - long_context: the content is unchanged; the id takes the shape `multi_turn_long_context_…`,
   which is how bfcl-eval (and `rods.env`) decide to load each class's large long-context state.
+  The ground-truth path must then read long results (`gates.check_final` rejects the final
+  task otherwise; the procedural planner aims for it).
   The graph re-runs the gates on the result, so a variant that no longer executes is rejected.
 - base: unchanged.
 
@@ -111,36 +115,133 @@ def _find_value(text: str, value: Any) -> tuple[int, int] | None:
     return (m.start(), m.end()) if m else None
 
 
+# How a withheld value reads in its turn (noun phrases, one drawn), and the noun the next turn
+# uses to supply it. Parameters not listed here are never withheld: no phrase says them well.
+_WITHHELD: dict[str, tuple[tuple[str, ...], str]] = {
+    **dict.fromkeys(
+        ("file_name", "file_name1", "file_name2", "source"),
+        (("a file", "one of the files", "a certain file", "the file I mean"), "file"),
+    ),
+    "destination": (("somewhere else", "another place", "a different spot"), "destination"),
+    **dict.fromkeys(("dir_name", "folder"), (("a folder", "one of the folders", "a directory"), "folder")),
+    "name": (("something", "a particular name"), "name"),
+    **dict.fromkeys(("pattern", "keyword"), (("a certain word", "a keyword", "one term"), "word")),
+    "content": (("some text", "a line of text"), "text"),
+    "message": (("a message", "a short note"), "message"),
+    "comment_content": (("a comment", "a reply"), "comment"),
+    **dict.fromkeys(
+        ("username_to_follow", "username_to_unfollow", "user", "user_name"),
+        (("someone", "a person I know", "an account"), "name"),
+    ),
+    **dict.fromkeys(("symbol", "stock"), (("a stock", "one company's stock"), "stock")),
+    "sector": (("one sector", "an industry"), "sector"),
+    "password": (("my password",), "password"),
+    "title": (("a title",), "title"),
+    "description": (("some details",), "description"),
+    "resolution": (("a short note",), "resolution note"),
+    **dict.fromkeys(("location", "city", "cityA", "cityB"), (("a city", "one city"), "city")),
+    "travel_to": (("a destination", "somewhere"), "destination"),
+    "travel_date": (("a certain date", "one day"), "date"),
+    **dict.fromkeys(("a", "b", "number", "value", "base", "exponent"), (("a number", "a figure"), "number")),
+    "amount": (("some",), "amount"),
+    "price": (("a certain price", "my target price"), "price"),
+    **dict.fromkeys(("budget_limit", "insurance_cost"), (("an amount", "a sum"), "amount")),
+}
+# Words that introduce a value and go with it ("titled 'X'", "with the password 'p'").
+_LABEL_RE = re.compile(
+    r"(?:,?\s+(?:with|using)\s+the\s+(?:password|details)|,?\s+(?:titled|named|called|saying|noting)"
+    r"|\s+the\s+password)\s*$"
+)
+# Nouns that precede an id ("ticket 3201"): replaced together with the id.
+_ID_LABEL_RE = re.compile(r"\b(?:ticket|order|post|booking|card)\s+$")
+_SUPPLY = (
+    "The {noun} is {v}.", "It's {v}.", "Use {v}.", "Oh, the {noun} should be {v}.",
+    "Sorry, I meant {v}.", "{V}, please.", "Go with {v}.", "I forgot to say: the {noun} is {v}.",
+    "That would be {v}.", "Make it {v}.", "The {noun}? {V}.", "{V} is the one.", "Right, {v}.",
+    "{V}.", "Should be {v}.", "My bad, {v}.", "Ah, {v}.", "Take {v}.", "I mean {v}.",
+    "{V} — that's the {noun}.", "Let's say {v}.", "Pick {v}.", "Oops, {v}.", "Yes, {v}.",
+    "Set the {noun} to {v}.", "Oh right, it's {v}.", "Go for {v}.", "We want {v}.",
+)  # fmt: skip
+
+
+def _absent(text: str, value: Any) -> bool:
+    """The value appears nowhere in the text (quoted or not, any case)."""
+    s = str(value)
+    if isinstance(value, str) and len(s) >= 3:
+        return s.lower() not in text.lower()
+    return re.search(rf"(?<![\w.]){re.escape(s)}(?![\w])", text) is None
+
+
+def withhold(text: str, param: str, value: Any, span: tuple[int, int], rng: random.Random) -> str | None:
+    """The turn's text with `value` taken out as BFCL's miss_param turns do, or None if it can't be."""
+    if param not in _WITHHELD:
+        return None
+    a, b = span
+    before, after = text[:a], text[b:]
+    label = _LABEL_RE.search(before)
+    if label is not None:
+        new = before[: label.start()] + after
+    else:
+        phrases, _ = _WITHHELD[param]
+        id_label = _ID_LABEL_RE.search(before)
+        if id_label is not None:
+            before = before[: id_label.start()]
+        before = before.removesuffix("$")
+        noun = re.match(r"\s+(?:directory|folder|file)\b", after)
+        if noun is not None and before.endswith("the "):  # "the 'x' directory" → "a folder"
+            before, after = before[:-4], after[noun.end() :]
+        new = before + rng.choice(phrases) + after
+    new = re.sub(r"\s+([,.?!;])", r"\1", re.sub(r"\s{2,}", " ", new)).strip()
+    return new if new and _absent(new, value) else None
+
+
+def _list_items(sources: list[str]) -> set[Any]:
+    out: set[Any] = set()
+    for source in sources:
+        try:
+            call = parse_python_call(source)
+        except CallSyntaxError:
+            continue
+        for value in call.kwargs.values():
+            if isinstance(value, list):
+                out.update(v for v in value if isinstance(v, str))
+    return out
+
+
 def to_miss_param(task: Task, rng: random.Random, prefer_turn: int | None = None) -> dict[str, Any] | str:
     texts = [" ".join(m.content for m in msgs) for msgs in task.question]
     candidates: list[tuple[int, str, Any, tuple[int, int]]] = []
     for k, sources in enumerate(task.ground_truth):
+        listed = _list_items(sources)  # a value said inside a list is not withheld alone
         for source in sources:
             try:
                 call = parse_python_call(source)
             except CallSyntaxError:
                 continue
             for param, value in call.kwargs.items():
+                if isinstance(value, str) and value in listed:
+                    continue
                 span = _find_value(texts[k], value)
                 elsewhere = any(
                     _find_value(t, value) for j, t in enumerate(texts) if j != k
                 )
-                if span is not None and not elsewhere:
+                if span is not None and not elsewhere and param in _WITHHELD:
                     candidates.append((k, param, value, span))
-    if not candidates:
-        return "augment_no_value"
-    if prefer_turn is None:
-        k, param, value, (a, b) = rng.choice(candidates)
-    else:
-        best = min(abs(c[0] - prefer_turn) for c in candidates)
-        k, param, value, (a, b) = rng.choice([c for c in candidates if abs(c[0] - prefer_turn) == best])
-    words = _words(param)
-    text = texts[k]
-    vague = f"{text[:a]}a {words} I will specify{text[b:]}"
-    shown = f"'{value}'" if isinstance(value, str) else str(value)
-    body = _body(task)
-    _insert_turn(body, k, _user(vague), _user(f"The {words} should be {shown}."))
-    return body
+    rng.shuffle(candidates)
+    if prefer_turn is not None:
+        candidates.sort(key=lambda c: abs(c[0] - prefer_turn))
+    for k, param, value, span in candidates:
+        vague = withhold(texts[k], param, value, span, rng)
+        if vague is None:
+            continue
+        shown = f"'{value}'" if isinstance(value, str) else str(value)
+        noun = _WITHHELD[param][1]
+        supply = rng.choice(_SUPPLY)
+        supply = supply.replace("{V}", shown[:1].upper() + shown[1:]).format(noun=noun, v=shown)
+        body = _body(task)
+        _insert_turn(body, k, _user(vague), _user(supply))
+        return body
+    return "augment_no_value"
 
 
 def augment_body(

@@ -39,6 +39,27 @@ PATCHABLE_CODES: frozenset[str] = frozenset(
 )
 
 
+class BackendUnavailable(RuntimeError):
+    """The backend could not be asked at all: not a bad proposal, so not a counted `Failure`.
+
+    Raised (never returned) by a backend whose model cannot be reached or is misconfigured; it
+    escapes the graph (nodes re-raise it), so no partial result is stored and a worker's request
+    is retried later instead of being acknowledged as done with nothing staged.
+    `retryable`: a transient fault (connection refused, timeout, 5xx, rate limit) that the same
+    request may get past later; False for a configuration error (wrong model name, bad key) that
+    only a person can fix — `rods synth run` stops on either, a worker retries both with backoff
+    and dead-letters after the delivery limit (so a fixed configuration still gets the request).
+    """
+
+    retryable = True
+
+
+class BackendMisconfigured(BackendUnavailable):
+    """The model server answered, but refuses this configuration (unknown model, bad API key)."""
+
+    retryable = False
+
+
 @dataclass(frozen=True)
 class Failure:
     code: str  # one of FAILURE_CODES
@@ -56,10 +77,12 @@ class PlanContext:
 
 @dataclass(frozen=True)
 class Plan:
-    """Function names per turn (2–5 turns, 1–3 calls per turn) plus optional notes."""
+    """Function names per turn (`SynthConfig` bounds: 2–6 turns, 1–4 calls per turn), optional
+    notes, and optionally the variant's own initial config (a backend that varies the world)."""
 
     turns: tuple[tuple[str, ...], ...]
     notes: str = ""
+    initial_config: dict[str, Any] | None = None  # the variant's own world (None: the seed's)
 
 
 @dataclass

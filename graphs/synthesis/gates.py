@@ -14,6 +14,26 @@ Gates (the paper's critique, deterministic part):
 - `pool_duplicate`, `eval_duplicate`: shingled Jaccard of (user turns + ground truth) at or above
   a threshold with a pool task or a held-out evaluation task (contamination guard).
 
+Checks of the final task (`check_final`, after augment; the paper's order stays critique, then
+augment, and these run with the gates above once more on what is staged):
+- miss_param, per clarification turn u (calls, after the empty turn k = u - 1; none at all is
+  `final_miss_param_shape`): the values the turn supplies are the ground-truth argument values
+  of turn u that its message states (strings case-insensitively as whole words, numbers also
+  written `5,000` or `5000.0`, numeric strings also as numbers). None stated is
+  `final_miss_param_unsupplied` (BFCL's own users sometimes supply a value indirectly, "Nvidia"
+  for NVDA, in 32 of the 101 training clarification turns; a synthetic turn must state it so
+  that this check can see it); every supplied value already in turn k's message is
+  `final_miss_param_leak` (nothing was withheld; BFCL's training data: 3 of 101); a cue that
+  announces the gap ("I will specify", `audit_text.KNOWN_CUES`) in turn k is `final_miss_param_cue`.
+- miss_func, per entry r of `missed_function`: turn r's message empty, r > 0 and turn r - 1's
+  ground truth empty (the model cannot do it yet), else `final_miss_func_shape`; no hidden
+  function called before r or named in a user message before r (code-like names, or `name(`),
+  else `final_miss_func_visible`; some hidden function called at turn r or later, else
+  `final_miss_func_unused` (BFCL's training data: 1 of 100).
+- long_context: the longest tool result on the ground-truth path exceeds that of the same task
+  in the normal (base) world by more than `min_long_gain` characters (200), else
+  `final_long_context_short` (BFCL's training data: 85 of 100 pass, median gain 3,400).
+
 "Code-like" names: a function or parameter name containing `_` or an inner capital
 (`post_tweet`, `ignitionMode`). Plain-word names (`cd`, `sort`, `content`) cannot be told apart
 from ordinary words and are not checked; a call written as `name(` is always rejected.
@@ -29,10 +49,19 @@ from collections.abc import Iterable, Sequence
 from functools import cache, lru_cache
 from typing import Any
 
+from graphs.synthesis.audit_text import KNOWN_CUES
 from graphs.synthesis.patches import error_message
 from rods.env.calls import CallSyntaxError, parse_python_call
 from rods.env.reward import GroundTruthCache, score_calls
-from rods.signature import STRUCTURE_WEIGHTS, DistanceWeights, signature_distance
+from rods.env.world import World
+from rods.signature import (
+    STRUCTURE_WEIGHTS,
+    DistanceWeights,
+    Haystack,
+    execute_calls,
+    normalize_text,
+    signature_distance,
+)
 from rods.tasks import Signature, Task, function_docs, load_split
 
 REJECTION_REASONS: tuple[str, ...] = (
@@ -52,6 +81,18 @@ REJECTION_REASONS: tuple[str, ...] = (
     "judge_no_verdict",
     "augment_no_function",  # miss_func: no turn introduces a new function
     "augment_no_value",  # miss_param: no query states an argument value verbatim
+    *(
+        FINAL_REASONS := (
+            "final_miss_param_shape",  # no turn with calls after an empty turn
+            "final_miss_param_unsupplied",  # the clarification turn states no value of its calls
+            "final_miss_param_leak",  # every value it supplies is already in the incomplete turn
+            "final_miss_param_cue",  # the incomplete turn announces the gap ("I will specify")
+            "final_miss_func_shape",  # reveal turn not empty, or the turn before it has calls
+            "final_miss_func_visible",  # a hidden function called or named before its turn
+            "final_miss_func_unused",  # no hidden function is called from its turn on
+            "final_long_context_short",  # no ground-truth result longer than in the base world
+        )
+    ),
 )
 
 _REASONING_RE = re.compile(
@@ -309,3 +350,109 @@ def run_gates(
     if evals is not None and evals.is_duplicate(task, exclude=(task.id,)):
         reasons["eval_duplicate"] += 1
     return sorted(reasons)
+
+
+# ---------------------------------------------------------------- the final task, per category
+
+
+def _user_text(task: Task, u: int) -> str:
+    return " ".join(m.content for m in task.question[u] if m.role == "user").strip()
+
+
+def _call_values(sources: Iterable[str]) -> list[str | float]:
+    """Argument values of calls as atoms: strings (2+ alphanumerics) normalised, and as a number
+    when they read as one; numbers as floats; lists and dict values walked."""
+    out: list[str | float] = []
+    for source in sources:
+        try:
+            call = parse_python_call(source)
+        except CallSyntaxError:
+            continue
+        for leaf in _leaves([*call.args, *call.kwargs.values()]):
+            if isinstance(leaf, bool) or leaf is None or isinstance(leaf, list | tuple | dict):
+                continue
+            if isinstance(leaf, int | float):
+                out.append(float(leaf))
+            elif isinstance(leaf, str) and sum(c.isalnum() for c in leaf) >= 2:
+                out.append(normalize_text(leaf))
+                try:
+                    out.append(float(leaf.replace(",", "")))
+                except ValueError:
+                    pass
+    return out
+
+
+def check_final_miss_param(task: Task) -> list[str]:
+    gt = task.ground_truth
+    turns = [u for u in range(1, len(gt)) if gt[u] and not gt[u - 1]]
+    if not turns:
+        return ["final_miss_param_shape"]
+    reasons: set[str] = set()
+    for u in turns:
+        asked, answer = _user_text(task, u - 1), _user_text(task, u)
+        said_then, said_now = Haystack.of([asked]), Haystack.of([answer])
+        supplied = [v for v in _call_values(gt[u]) if said_now.has(v)]
+        if not supplied:
+            reasons.add("final_miss_param_unsupplied")
+        elif all(said_then.has(v) for v in supplied):
+            reasons.add("final_miss_param_leak")
+        if any(cue in normalize_text(asked) for cue in KNOWN_CUES):
+            reasons.add("final_miss_param_cue")
+    return sorted(reasons)
+
+
+def check_final_miss_func(task: Task) -> list[str]:
+    if not task.missed_function:
+        return ["final_miss_func_shape"]
+    funcs, _ = task_functions(task)
+    reasons: set[str] = set()
+    names_per_turn = [
+        {c.name for c in (_parsed(s) for s in sources) if c is not None} for sources in task.ground_truth
+    ]
+    for key, hidden in task.missed_function.items():
+        r = int(key)
+        if r <= 0 or r >= task.n_turns or _user_text(task, r) or task.ground_truth[r - 1]:
+            reasons.add("final_miss_func_shape")
+            continue
+        called_before = set().union(*names_per_turn[:r])
+        said_before = "\n".join(_user_text(task, u) for u in range(r))
+        named = check_query_text(said_before, [f for f in hidden if f in funcs], ())
+        if called_before & set(hidden) or "query_names_function" in named:
+            reasons.add("final_miss_func_visible")
+        if not set().union(*names_per_turn[r:]) & set(hidden):
+            reasons.add("final_miss_func_unused")
+    return sorted(reasons)
+
+
+def _parsed(source: str) -> Any:
+    try:
+        return parse_python_call(source)
+    except CallSyntaxError:
+        return None
+
+
+def longest_result(task: Task, cache: GroundTruthCache | None = None) -> int:
+    """The longest tool result on the executed ground-truth path (fresh simulators)."""
+    if cache is not None:
+        turns = cache.runtime(task).ground_truth.turns
+        return max((len(r) for t in turns for r in t.results), default=0)
+    return max((len(c.result) for c in execute_calls(task, World.load(task))), default=0)
+
+
+def check_final_long_context(
+    task: Task, cache: GroundTruthCache | None = None, min_long_gain: int = 200
+) -> list[str]:
+    base = task.model_copy(update={"id": task.id.replace("_long_context_", "_base_", 1)})
+    gain = longest_result(task, cache) - longest_result(base)
+    return [] if gain > min_long_gain else ["final_long_context_short"]
+
+
+def check_final(task: Task, cache: GroundTruthCache | None = None, min_long_gain: int = 200) -> list[str]:
+    """The per-category check of a final (augmented) task (module docstring); [] passes."""
+    if task.category == "miss_param":
+        return check_final_miss_param(task)
+    if task.category == "miss_func":
+        return check_final_miss_func(task)
+    if task.category == "long_context":
+        return check_final_long_context(task, cache, min_long_gain)
+    return []

@@ -4,8 +4,18 @@ Works with any model string litellm knows (`openai/…`, `hosted_vllm/…` with 
 `anthropic/…`); a per-stage override picks another model for one stage (e.g. a stronger judge).
 Replies are parsed defensively (`extract_json`): JSON inside the stage's tag, else in a fenced
 block, else the first JSON value in the text; `<think>` blocks are dropped first. A reply that
-does not parse, a transport error or a timeout is a `Failure` with the stage's code — the graph
-counts it and retries within its bounds; nothing here raises for a bad reply.
+does not parse, or a request the provider rejects for its content (context too long, content
+policy, any other 4xx) is a `Failure` with the stage's code — the graph counts it and retries
+within its bounds; nothing here raises for a bad reply.
+
+Errors that say nothing about the content raise instead (`provider_error` classifies them), so a
+worker's request is retried later rather than acknowledged as done with nothing staged:
+- `BackendUnavailable` (transient): connection refused or reset, timeout, HTTP 5xx, 429 rate
+  limit — after litellm's own `num_retries`;
+- `BackendMisconfigured` (configuration): 404 unknown model, 401/403 bad key, a model string
+  litellm cannot route. Retrying cannot fix these, but they are raised the same way: `rods synth
+  run` stops with one line, a worker's request is retried with backoff and dead-lettered with the
+  message as its last error (so fixing the configuration in time still serves it).
 
 Thread-safe: no per-call state on the instance; `litellm` is imported lazily (it is slow to
 import and only LLM workers need it), with its cost map read from the package, never fetched.
@@ -24,6 +34,8 @@ from typing import Any
 from graphs.synthesis import prompts
 from graphs.synthesis.backend import (
     ArgContext,
+    BackendMisconfigured,
+    BackendUnavailable,
     Failure,
     Plan,
     PlanContext,
@@ -48,6 +60,12 @@ def _litellm() -> Any:
     return litellm
 
 
+def warm_up() -> None:
+    """Import litellm now (seconds on a busy CPU): a worker does it at start, not inside the
+    first task's time limit."""
+    _litellm()
+
+
 def extract_json(text: str, tag: str) -> Any:
     """The JSON value of a reply: in `<tag>…</tag>`, else a fenced block, else the first JSON
     object or array in the text. Raises ValueError if none parses."""
@@ -68,6 +86,56 @@ def extract_json(text: str, tag: str) -> Any:
                 except json.JSONDecodeError:
                     continue
     raise ValueError(f"no JSON found for <{tag}>")
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    while e is not None and e not in out and len(out) < 10:
+        out.append(e)
+        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+    return out
+
+
+def _detail(e: BaseException) -> str:
+    """The provider's own words: litellm prefixes them with `…Exception - `."""
+    text = str(e).strip()
+    return text.rsplit(" - ", 1)[-1].strip()[:200] if " - " in text else text[:200]
+
+
+def provider_error(
+    e: BaseException, model: str, api_base: str | None
+) -> BackendUnavailable | None:
+    """The exception to raise for a litellm error, or None when it is about the content.
+
+    Pure but for the exception's attributes; see the module docstring for the classes."""
+    where = api_base or f"the {model.split('/', 1)[0]} API"
+    chain = _chain(e)
+    names = {c.__name__ for x in chain for c in type(x).__mro__}
+    status = getattr(e, "status_code", None)
+    if any(isinstance(x, ConnectionRefusedError) for x in chain):
+        return BackendUnavailable(f"connection refused at {where}")
+    if names & {"Timeout", "APITimeoutError", "TimeoutException", "TimeoutError"}:
+        return BackendUnavailable(f"no reply from {where} in time ({_detail(e)})")
+    # after timeouts: openai's APITimeoutError is an APIConnectionError
+    if names & {"APIConnectionError", "ConnectError", "ConnectionError", "RemoteProtocolError"}:
+        root = chain[-1]
+        return BackendUnavailable(f"cannot connect to {where} ({type(root).__name__}: {root})")
+    if "NotFoundError" in names or status == 404:
+        return BackendMisconfigured(f"model not found: {model} at {where} ({_detail(e)})")
+    if names & {"AuthenticationError", "PermissionDeniedError"} or status in (401, 403):
+        return BackendMisconfigured(
+            f"the model server at {where} refused the API key ({_detail(e)}); set the "
+            "provider's key (e.g. OPENAI_API_KEY) or RODS_SYNTH_API_BASE"
+        )
+    if "LLM Provider NOT provided" in str(e):
+        return BackendMisconfigured(
+            f"litellm cannot route the model string {model!r}: use <provider>/<model>, "
+            "e.g. openai/gpt-4o-mini or hosted_vllm/Qwen/Qwen3-32B"
+        )
+    if names & {"RateLimitError", "ServiceUnavailableError", "InternalServerError",
+                "BadGatewayError"} or (isinstance(status, int) and (status >= 500 or status == 429)):  # fmt: skip
+        return BackendUnavailable(f"model server error {status or '?'} at {where}: {_detail(e)}")
+    return None
 
 
 class LLMBackend:
@@ -106,7 +174,7 @@ class LLMBackend:
     # ------------------------------------------------------------ transport
 
     def _complete(self, stage: str, messages: list[dict[str, str]]) -> tuple[str | None, Usage, str]:
-        """(reply text or None, usage, error detail). Never raises."""
+        """(reply text or None, usage, error detail); raises `BackendUnavailable` (see above)."""
         litellm = _litellm()
         model = self.per_stage_models.get(stage, self.model)
         usage = Usage(calls=1)
@@ -122,8 +190,11 @@ class LLMBackend:
                 timeout=self.timeout_s,
                 num_retries=self.num_retries,
             )
-        except Exception as e:  # noqa: BLE001 - any transport/provider error is a counted failure
-            return None, usage, f"{type(e).__name__}: {e}"[:300]
+        except Exception as e:  # noqa: BLE001 - classified: content problems are counted failures
+            fault = provider_error(e, model, self.api_base)
+            if fault is not None:
+                raise fault from e
+            return None, usage, f"{type(e).__name__}: {_detail(e)}"[:300]
         u = getattr(response, "usage", None)
         usage.prompt_tokens = int(getattr(u, "prompt_tokens", 0) or 0)
         usage.completion_tokens = int(getattr(u, "completion_tokens", 0) or 0)

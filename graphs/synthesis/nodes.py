@@ -28,6 +28,7 @@ from graphs.synthesis.backend import (
     FAILURE_CODES,
     PATCHABLE_CODES,
     ArgContext,
+    BackendUnavailable,
     Failure,
     Plan,
     PlanContext,
@@ -54,6 +55,8 @@ def guarded(stage: str) -> Callable[[Node], Node]:
             t0 = time.perf_counter()
             try:
                 out = fn(state, runtime)
+            except BackendUnavailable:
+                raise  # not the variant's fault: the whole request is retried later
             except Exception as e:  # noqa: BLE001 - a node bug must not kill the worker
                 runtime.context.notes.setdefault("exceptions", []).append(f"{stage}: {e!r}")
                 out = {"outcome": "failed", "failures": {"pipeline_exception": 1}}
@@ -146,7 +149,7 @@ def plan(state: SynthState, runtime: Runtime[SynthDeps]) -> dict[str, Any]:
         turns = tuple(tuple(t) for t in proposal.value.turns)
         return {
             "plan": Plan(turns, proposal.value.notes),
-            "initial_config": seed.initial_config,
+            "initial_config": proposal.value.initial_config or seed.initial_config,
             "outcome": "ok",
             "usage": proposal.usage,
         }
@@ -415,7 +418,8 @@ def repair(state: SynthState, runtime: Runtime[SynthDeps]) -> dict[str, Any]:
 
 @guarded("augment")
 def augment(state: SynthState, runtime: Runtime[SynthDeps]) -> dict[str, Any]:
-    """Into the seed's category; the gates run again on the final task."""
+    """Into the seed's category; the gates and the category's check (`gates.check_final`) run
+    again on the final task before it is accepted."""
     deps = runtime.context
     seed = state["seed"]
     category = seed.category
@@ -426,6 +430,7 @@ def augment(state: SynthState, runtime: Runtime[SynthDeps]) -> dict[str, Any]:
     body.pop("rods", None)
     task = Task.model_validate({"id": synthetic_id(category, body), **body})
     reasons, signature = _gate(task, state, deps, DEFAULT_WEIGHTS)
+    reasons = sorted({*reasons, *gates.check_final(task, deps.cache)})  # the category's check
     if reasons:
         return {"outcome": "failed", "rejections": dict.fromkeys(reasons, 1)}
     lineage = seed.rods or RodsMeta(origin="seed")

@@ -16,6 +16,9 @@ from rods.tasks import Signature, Task, ToolCall
 
 MAX_STATE_CHARS = 6000  # public simulator state shown to the argument generator
 MAX_RESULT_CHARS = 600  # one call result shown in a prompt
+MAX_CONFIG_CHARS = 4000  # the initial configuration shown to the judge (BFCL's: median ~1,500)
+MAX_CONFIG_STRING = 160  # one string inside it (file contents, tweet texts)
+MAX_CONFIG_ITEMS = 12  # items of one list or dict inside it
 
 SYSTEM = (
     "You write training data for tool-using assistants in a simulated environment "
@@ -111,11 +114,39 @@ Answer as <queries>["message of turn 0", ...]</queries> with exactly {len(calls_
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
+def shorten_config(value: Any) -> Any:
+    """The initial configuration with long strings cut and long lists/dicts elided, so that every
+    class stays visible within `MAX_CONFIG_CHARS` (a cut of the whole JSON would drop classes)."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_CONFIG_STRING else value[: MAX_CONFIG_STRING - 1] + "…"
+    if isinstance(value, dict):
+        items = list(value.items())
+        out = {str(k): shorten_config(v) for k, v in items[:MAX_CONFIG_ITEMS]}
+        if len(items) > MAX_CONFIG_ITEMS:
+            out["…"] = f"{len(items) - MAX_CONFIG_ITEMS} more entries"
+        return out
+    if isinstance(value, list | tuple):
+        out_list = [shorten_config(v) for v in value[:MAX_CONFIG_ITEMS]]
+        if len(value) > MAX_CONFIG_ITEMS:
+            out_list.append(f"… {len(value) - MAX_CONFIG_ITEMS} more items")
+        return out_list
+    return value
+
+
+def config_text(config: dict[str, Any]) -> str:
+    return _cut(json.dumps(shorten_config(config), default=str, ensure_ascii=False), MAX_CONFIG_CHARS)
+
+
 def judge_messages(task: Task) -> list[dict[str, str]]:
-    user = f"""Judge this synthetic conversation strictly:
+    user = f"""Judge this synthetic conversation strictly.
+
+Initial configuration of the simulated world (before the first turn; long values shortened):
+{config_text(task.initial_config)}
+
+The conversation and its ground-truth calls:
 {_conversation(task)}
 
-Reject it if a message does not imply exactly its turn's calls, contradicts the state or earlier turns, is incoherent across turns, is unnatural, names a function or parameter, or leaks reasoning steps.
+Reject it if a message does not imply exactly its turn's calls, contradicts the initial configuration (a file, user, account, id, balance or booking the user mentions must exist there or be created by an earlier call) or earlier turns, is incoherent across turns, is unnatural, names a function or parameter, or leaks reasoning steps.
 
 Answer as <verdict>{{"ok": true or false, "reasons": ["short reason", ...]}}</verdict>."""
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]

@@ -40,8 +40,8 @@ class SynthConfig(BaseModel):
     signature_tolerance: float = MATCH_TOLERANCE  # largest structural distance to the seed
     near_duplicate: float = 0.5  # shingle Jaccard at or above which two tasks are duplicates (BFCL: twins ≥ 0.86, unrelated median 0.06)
     min_turns: int = 2  # planned user turns (before augment adds its turns)
-    max_turns: int = 5
-    max_calls_per_turn: int = 3
+    max_turns: int = 6
+    max_calls_per_turn: int = 4
 
 
 def merge_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
@@ -156,3 +156,126 @@ def result_metrics(result: SynthesisResult) -> dict[str, float]:
     for stage, s in sorted(result.latency_s.items()):
         out[f"time/synth/{stage}"] = float(s)
     return out
+
+
+# ---------------------------------------------------------------- what each code means
+
+# Every failure code (`backend.FAILURE_CODES`) and rejection reason (`gates.REJECTION_REASONS`)
+# → (what it means, what to change). `rods synth codes` prints it; a unit test checks that every
+# code has an entry, so a new code cannot ship unexplained.
+CODE_HELP: dict[str, tuple[str, str]] = {
+    # --- failures: an attempt could not produce a task
+    "param_gen_failed": (
+        "no valid arguments could be produced for a planned call, after the re-asks",
+        "the seed's world may lack the state the call needs; llm: a stronger model",
+    ),
+    "decompose_failed": (
+        "the plan could not be split into 2–5 turns of 1–3 calls of the seed's classes",
+        "llm: a model that follows the plan format; check --model and --api-base",
+    ),
+    "func_sample_failed": (
+        "no function sequence of the seed's classes fits its skills and topology",
+        "the seed's structure is rare: pick another seed, or raise RODS_SYNTH_SIGNATURE_TOLERANCE",
+    ),
+    "vm_exec_failed": (
+        "a ground-truth call raised an error in the simulator and no config patch fixed it",
+        "occasional is normal; many: the backend proposes calls its world cannot execute",
+    ),
+    "duplicate_func": (
+        "the same call (name and arguments) twice where that makes no sense",
+        "llm: a higher temperature or another model",
+    ),
+    "query_gen_failed": (
+        "no user query could be written for a turn",
+        "llm: a stronger model; procedural: the function has no phrase template yet",
+    ),
+    "query_verify_failed": (
+        "the judge or a gate rejected the user turns after the allowed repair",
+        "see the rejection codes counted beside it",
+    ),
+    "query_verify_no_tag": (
+        "the judge's reply had no parseable verdict",
+        "a judge model that follows the output format",
+    ),
+    "conversation_construct_failed": (
+        "the final task could not be assembled from its turns, calls and queries",
+        "a malformed backend reply or a bug: rerun with `rods --debug` and report the seed",
+    ),
+    "no_prompts": (
+        "the backend returned no user turns at all",
+        "llm: the server answered with empty text; check the model name and the server's log",
+    ),
+    "no_pattern": (
+        "the seed has nothing to imitate (no ground-truth calls)",
+        "choose a seed with calls (`rods env replay SEED` shows them)",
+    ),
+    "pipeline_exception": (
+        "an unexpected exception inside a graph node (counted, never a crash)",
+        "read the result's `exceptions`; report it with the seed id",
+    ),
+    # --- rejections: a finished task failed a critique gate (or the augmentation)
+    "reexec_failed": (
+        "re-executed in a fresh simulator, the ground truth does not parse, bind or reproduce itself",
+        "make every call depend only on initial_config and earlier results",
+    ),
+    "gt_call_error": (
+        "a ground-truth call returns an error message when executed",
+        "give initial_config the state the call needs, or fix the call's arguments",
+    ),
+    "func_unavailable": (
+        "a ground-truth call uses a function of no involved class, or a held-out one before its reveal",
+        "add the class to involved_classes, or move the call after the turn that reveals it",
+    ),
+    "string_too_long": (
+        "a ground-truth string argument is longer than 200 characters",
+        "shorten it (limit: SynthConfig.max_string_chars)",
+    ),
+    "list_too_long": (
+        "a ground-truth list argument has more than 5 items",
+        "shorten it (limit: SynthConfig.max_list_items)",
+    ),
+    "query_empty": (
+        "a user turn is empty (only a miss_func reveal turn may be)",
+        "write the turn's request",
+    ),
+    "query_names_function": (
+        "a user turn names a function in code form (post_tweet, ignitionMode, name( …)",
+        "state the goal in plain words",
+    ),
+    "query_names_parameter": (
+        "a user turn names a parameter in code form (file_name, userId …)",
+        "state the value in plain words",
+    ),
+    "query_leaks_reasoning": (
+        "a user turn holds step-by-step reasoning (Step 1:, <think>, …)",
+        "users state goals, not plans: remove the reasoning",
+    ),
+    "signature_far": (
+        "the structure (topology, depth, calls per turn, skills) is farther from the seed's than the tolerance",
+        "keep the seed's structure, or raise RODS_SYNTH_SIGNATURE_TOLERANCE (default 0.15)",
+    ),
+    "pool_duplicate": (
+        "near-duplicate (shingle Jaccard ≥ 0.5) of a pool task or of an earlier task of the run or file",
+        "vary the world and the story more; occasional ones are the guard working",
+    ),
+    "eval_duplicate": (
+        "near-duplicate of a held-out evaluation task, whatever its id (contamination guard)",
+        "nothing to change: held-out data never enters training; start from training seeds",
+    ),
+    "judge_rejected": (
+        "the LLM judge rejected the task after the allowed repair",
+        "read the judge's reason in the worker log; a stronger writer model, or a milder judge",
+    ),
+    "judge_no_verdict": (
+        "the judge's reply had no parseable verdict",
+        "a judge model that follows the output format",
+    ),
+    "augment_no_function": (
+        "miss_func: no turn introduces a function that could be held out until it",
+        "plan a later turn that uses a function not used before",
+    ),
+    "augment_no_value": (
+        "miss_param: no user turn states an argument value verbatim that could be withheld",
+        "state a concrete value (a name, an amount) in some turn",
+    ),
+}

@@ -17,19 +17,39 @@ Turn rules (as bfcl-eval's inference loop, with EnvTuning's step limit):
   tool list from then on (any public method runs at any time, as in bfcl-eval; visibility only
   decides what the tool list shows).
 `truncate()` ends an episode early (token budget): the turns not reached count as failed.
+
+Two protocols (`protocol`):
+- `train` (the rules above): malformed calls come back as tool error messages and the turn goes
+  on; the step limit ends the turn.
+- `bfcl` (bfcl-eval's multi-turn inference loop, `base_handler.inference_multi_turn_FC` with the
+  Qwen-style `<tool_call>` decoder): a block that does not decode is dropped without a message; a
+  message with no decodable call ends the turn (a decode failure and a plain answer alike); the
+  step limit (`bfcl_step_limit()`: bfcl-eval quits once its step count passes
+  MAXIMUM_STEP_LIMIT) force-quits the whole episode, so the turns not reached count as failed.
+With `hints` (the env-hints arm, `train` only) error messages carry `rods.env.hints.hint`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from rods.env.calls import parse_tool_calls
+from rods.env.hints import hint
 from rods.env.reward import GroundTruthCache, Score, summarize, turn_succeeds
 from rods.tasks import Task, ToolCall, task_function_docs
 
 DEFAULT_MAX_STEPS_PER_TURN = 5  # EnvTuning's rollout protocol; bfcl-eval itself allows 20
+Protocol = Literal["train", "bfcl"]
+
+
+def bfcl_step_limit() -> int:
+    """Calling steps bfcl-eval allows in one user turn: it counts a step after executing it and
+    quits when the count exceeds MAXIMUM_STEP_LIMIT (20), i.e. after the 21st."""
+    from bfcl_eval.constants.default_prompts import MAXIMUM_STEP_LIMIT
+
+    return MAXIMUM_STEP_LIMIT + 1
 
 
 def reveal_message() -> str:
@@ -57,11 +77,17 @@ class Episode:
         cache: GroundTruthCache,
         *,
         max_steps_per_turn: int = DEFAULT_MAX_STEPS_PER_TURN,
+        protocol: Protocol = "train",
+        hints: bool = False,
     ):
         if max_steps_per_turn < 1:
             raise ValueError("max_steps_per_turn must be at least 1")
+        if hints and protocol == "bfcl":
+            raise ValueError("hints are a training augmentation; the bfcl protocol has none")
         self.task = task
         self.max_steps_per_turn = max_steps_per_turn
+        self.protocol = protocol
+        self.hints = hints
         runtime = cache.runtime(task)
         self._gt = runtime.ground_truth
         self.world = runtime.template.fresh()
@@ -102,26 +128,42 @@ class Episode:
         if self.done:
             raise RuntimeError(f"episode of {self.task.id} is over ({self.stop_reason})")
         parsed = parse_tool_calls(assistant_text)
-        if not parsed.attempted:
+        bfcl = self.protocol == "bfcl"
+        if not parsed.attempted or (bfcl and not parsed.calls):
+            for code, _ in parsed.errors:
+                self.errors[code] += 1
             return self._end_turn(StepResult())
         result = StepResult()
         for code, detail in parsed.errors:
             self.errors[code] += 1
-            result.tool_messages.append(
-                {"role": "tool", "name": "error", "content": f"Error: {code}: {detail}"}
-            )
+            if not bfcl:  # bfcl-eval drops a block it cannot decode, without a message
+                text = f"Error: {code}: {detail}"
+                result.tool_messages.append(
+                    {"role": "tool", "name": "error", "content": self._with_hint(text, code, None)}
+                )
         for call in parsed.calls:
             outcome = self.world.execute(call)
             self.calls_per_turn[self.turn].append(call)
             self.results_so_far.append(outcome.text)
+            text = outcome.text
             if outcome.error:
                 self.errors[outcome.error] += 1
-            result.tool_messages.append({"role": "tool", "name": call.name, "content": outcome.text})
+                text = self._with_hint(text, outcome.error, call)
+            result.tool_messages.append({"role": "tool", "name": call.name, "content": text})
         self.steps_in_turn += 1
         if self.steps_in_turn >= self.max_steps_per_turn:
             self.errors["turn/step_limit"] += 1
-            return self._end_turn(result)
+            result = self._end_turn(result)
+            if bfcl and not self.done:  # bfcl-eval's force quit: no further turn is played
+                self.truncate("step_limit")
+                result.done, result.next_user = True, []
+            return result
         return result
+
+    def _with_hint(self, text: str, code: str, call: ToolCall | None) -> str:
+        """The error text, plus an actionable hint when hints are on."""
+        extra = hint(code, call, self.tools(), self._docs) if self.hints else ""
+        return f"{text}\n{extra}" if extra else text
 
     def _end_turn(self, result: StepResult) -> StepResult:
         ok = turn_succeeds(

@@ -343,7 +343,8 @@ def _perturb(
                     return _done(k, out)
             return None  # pragma: no cover - empty_turn applies to every task with a call
     if kind == COMBO:
-        calls, applied, wanted = _copy(gt_calls_T), [], rng.choice([2, 2, 3])
+        calls, wanted = _copy(gt_calls_T), rng.choice([2, 2, 3])
+        applied: list[str] = []
         for k in rng.sample(list(KINDS), len(KINDS)):
             out = KINDS[k](_copy(calls), ctx, rng)
             if out is not None:

@@ -26,7 +26,7 @@ import threading
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from rods.env.calls import PythonCall
 from rods.tasks import Task, ToolCall
@@ -37,20 +37,29 @@ _STATELESS_CLASSES = frozenset({"MathAPI"})  # as bfcl-eval: no scenario to load
 _MPMATH_LOCK = threading.Lock()
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _cache(fn: _F) -> _F:
+    """`functools.cache`, typed with the wrapped function's own signature: typeshed types the
+    wrapper's arguments as `Hashable`, and mypy does not count class objects as `Hashable`."""
+    return cast(_F, functools.cache(fn))
+
+
 def _class(name: str) -> type:
     from bfcl_eval.constants.executable_backend_config import CLASS_FILE_PATH_MAPPING
 
     return getattr(importlib.import_module(CLASS_FILE_PATH_MAPPING[name]), name)
 
 
-@functools.cache
+@_cache
 def _method_signature(cls: type, name: str) -> inspect.Signature:
     return inspect.signature(getattr(cls, name)).replace(
         parameters=list(inspect.signature(getattr(cls, name)).parameters.values())[1:]
     )
 
 
-@functools.cache
+@_cache
 def _public_method_names(cls: type) -> tuple[str, ...]:
     """The names `inspect.getmembers(instance, inspect.ismethod)` yields for instances of `cls`
     whose own attributes are data (every BFCL simulator): functions and classmethods, sorted."""
@@ -65,7 +74,7 @@ def _public_method_names(cls: type) -> tuple[str, ...]:
 _SCALARS = (str, int, float, bool, type(None))
 
 
-@functools.cache
+@_cache
 def _mutable_defaults(cls: type, name: str) -> tuple[tuple[str, Any], ...]:
     """Parameters of `cls.name` whose default is a mutable container (shared by every call)."""
     return tuple(
@@ -121,7 +130,7 @@ class World:
 
     def __init__(self, instances: dict[str, Any]):
         self.instances = instances
-        self._methods: dict[str, tuple[str, Callable[..., Any]]] = {}
+        self._methods: dict[str, tuple[str, types.MethodType]] = {}
         for class_name, instance in instances.items():
             for name in _public_method_names(type(instance)):  # getmembers per world: ~45 µs
                 self._methods[name] = (class_name, getattr(instance, name))

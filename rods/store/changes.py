@@ -45,6 +45,7 @@ from rods.pool import (
     retire,
     retire_reason_after_report,
     sample_weight,
+    staged_sweep_plan,
     sweep_plan,
 )
 from rods.store.events import STATS_FIELDS, BufferEvent, EventKind, TaskStats
@@ -365,10 +366,14 @@ def plan_retire(
     return ChangeSet(tuple(changes), kind=kind, step=step, t=time.time())
 
 
-def plan_sweep(active: Read, step: int, rules: PoolRules) -> ChangeSet:
-    """Stale and over-cap retirements, guarded on the synthetic-active count they assumed."""
+def plan_sweep(active: Read, step: int, rules: PoolRules, staged: Read | None = None) -> ChangeSet:
+    """Stale and over-cap retirements of active tasks, and the staged queue's age and cap rules
+    (`staged`: the staged records read), guarded on the synthetic-active count they assumed."""
     recs = [rec for _, rec in active.values() if rec.state == "active"]
-    cs = plan_retire(sweep_plan(recs, step, rules), active, step, kind="sweep")
+    targets = sweep_plan(recs, step, rules)
+    if staged:
+        targets += staged_sweep_plan([rec for _, rec in staged.values()], step, rules)
+    cs = plan_retire(targets, {**active, **(staged or {})}, step, kind="sweep")
     n_syn = sum(1 for r in recs if r.origin == "synthetic")
     return ChangeSet(
         cs.changes, guards=(("active/origin/synthetic", n_syn),), kind="sweep", step=step, t=cs.t

@@ -214,10 +214,13 @@ class ReplayBuffer(ABC):
         return self._commit(plan)[1]
 
     def sweep(self, step: int) -> list[tuple[str, RetireReason]]:
-        """Stale and over-cap retirements (run at an epoch boundary, before `promote`)."""
+        """Stale and over-cap retirements, and the staged queue's age and cap (run at an epoch
+        boundary, before `promote`)."""
 
         def plan() -> tuple[ChangeSet, list[tuple[str, RetireReason]]]:
-            cs = plan_sweep(self._read(self._ids("active")), step, self.rules)
+            queue_rules = self.rules.staged_cap > 0 or self.rules.staged_max_age > 0
+            staged = self._read(self._ids("staged")) if queue_rules else None
+            cs = plan_sweep(self._read(self._ids("active")), step, self.rules, staged)
             return cs, [(c.task_id, c.new.retired_reason or "manual") for c in cs.changes]
 
         return self._commit(plan)[1]

@@ -49,8 +49,11 @@ class RedisServer:
     def __init__(self, appendonly: bool = False, directory: str | None = None) -> None:
         self.binary = find_redis_server()
         self.appendonly = appendonly
-        self._tmp = None if directory else tempfile.TemporaryDirectory(prefix="rods-redis-")
-        self.dir = directory or self._tmp.name  # type: ignore[union-attr]
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if not directory:
+            self._tmp = tempfile.TemporaryDirectory(prefix="rods-redis-")
+            directory = self._tmp.name
+        self.dir = directory
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -14,7 +14,11 @@ consumers idle longer than `claim_idle_ms` (XAUTOCLAIM), then new ones (XREADGRO
 acknowledges (`ack`, XACK) only after the work is stored; on failure it records the error
 (`fail`) and leaves the entry pending, so it is reclaimed later. An entry reclaimed for the
 (N+1)-th time (N = `max_deliveries`) is not handed out again: it moves to the dead-letter stream
-`boundary:dead` with its last error and delivery count, atomically with its XACK. Delivery is
+`boundary:dead` with its last error and delivery count, atomically with its XACK. A consumer that
+tracks its own work (the dispatcher) re-sends an entry it still holds with `redeliver` (XCLAIM:
+the delivery count grows) and gives up on one with `dead_letter`; `keep` resets the idle time of
+entries it is still working on, so other consumers do not reclaim them. A malformed entry is
+dead-lettered at once with its raw fields and the validation error naming the field. Delivery is
 at-least-once; stores make the effect exactly-once by keying their writes on `request_id`
 (`ReplayBuffer.add_staged(..., request_id=...)`).
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import redis
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -65,15 +70,28 @@ class Delivery(BaseModel):
 
 
 class DeadLetter(BaseModel):
-    """A request that failed `max_deliveries` times (wire model of `boundary:dead`)."""
+    """A request that failed `max_deliveries` times, or a malformed entry (wire model of
+    `boundary:dead`). v2 adds `fields`; a v1 letter reads with `fields` empty."""
 
     model_config = ConfigDict(frozen=True)
-    v: int = 1
+    v: int = 2
     entry_id: str
     request: str  # the entry's raw request JSON (may be malformed; that can be why it is here)
     deliveries: int
     last_error: str
     consumer: str
+    fields: dict[str, str] = {}  # the raw stream entry, every field as it was published
+
+
+def malformed_reason(fields: dict[str, str], error: ValidationError | None) -> str:
+    """What is wrong with an entry, naming the field: the stream field or the request's own."""
+    if REQUEST_FIELD not in fields:
+        return f"malformed entry: no {REQUEST_FIELD!r} field (fields: {sorted(fields) or 'none'})"
+    parts = []
+    for err in (error.errors() if error is not None else [])[:3]:
+        loc = ".".join(str(x) for x in err.get("loc", ()))
+        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+    return "malformed request: " + ("; ".join(parts) or "unreadable")
 
 
 @dataclass
@@ -178,7 +196,9 @@ class BoundaryStream:
                 count=count - len(batch.deliveries),
                 block=block,
             )
-            for _, entries in got or []:
+            # RESP2, decoded (rods.store.connection.client): [[stream, [(id, fields), …]]] or None
+            streams = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], got or [])
+            for _, entries in streams:
                 for eid, fields in entries:
                     self._hand_out(batch, consumer, eid, fields, 1)
         return batch
@@ -193,6 +213,35 @@ class BoundaryStream:
     def fail(self, delivery: Delivery, error: str) -> None:
         """Record the error and leave the entry pending (it is reclaimed after `claim_idle_ms`)."""
         self.r.hset(self.keys.boundary_errors, delivery.entry_id, error[:2000])
+
+    def keep(self, consumer: str, entry_ids: Sequence[str]) -> None:
+        """Reset the idle time of entries `consumer` still works on (no delivery is counted)."""
+        if entry_ids:
+            self.r.xclaim(
+                self.keys.boundary, self.group, consumer, 0, list(entry_ids), justid=True
+            )
+
+    def redeliver(self, consumer: str, delivery: Delivery) -> Batch:
+        """Hand an entry this consumer holds out again (XCLAIM counts one more delivery).
+
+        The batch holds it again, or lists it in `dead` (this would be delivery N+1, N =
+        `max_deliveries`: moved to the dead-letter stream), or counts it `trimmed` (gone)."""
+        eid = delivery.entry_id
+        batch = Batch()
+        claimed = self.r.xclaim(self.keys.boundary, self.group, consumer, 0, [eid])
+        fields = claimed[0][1] if claimed else None  # [(id, fields)]; no fields: deleted
+        if not isinstance(fields, dict) or not fields:
+            self.r.xack(self.keys.boundary, self.group, eid)
+            batch.trimmed = 1
+            return batch
+        counts = self._delivery_counts(consumer, [eid])
+        self._hand_out(batch, consumer, eid, fields, counts.get(eid, delivery.deliveries + 1))
+        return batch
+
+    def dead_letter(self, delivery: Delivery, consumer: str, error: str) -> None:
+        """Give up on an entry now: dead-letter it with `error` (atomically with its XACK)."""
+        fields = {REQUEST_FIELD: delivery.request.model_dump_json()}
+        self._dead_letter(delivery.entry_id, fields, delivery.deliveries, consumer, error)
 
     def process(
         self,
@@ -226,7 +275,7 @@ class BoundaryStream:
 
     def dead_letters(self) -> list[DeadLetter]:
         entries = self.r.xrange(self.keys.boundary_dead)
-        return [DeadLetter.model_validate_json(f[DEAD_FIELD]) for _, f in entries]
+        return [DeadLetter.model_validate_json(f[DEAD_FIELD]) for _, f in entries or () if f]
 
     def length(self) -> int:
         return int(self.r.xlen(self.keys.boundary))
@@ -238,38 +287,40 @@ class BoundaryStream:
             self.keys.boundary, self.group, min=entry_ids[0], max=entry_ids[-1],
             count=len(entry_ids) + 100, consumername=consumer,
         )  # fmt: skip
-        return {row["message_id"]: int(row["times_delivered"]) for row in rows}
+        return {str(row["message_id"]): int(row["times_delivered"]) for row in rows}
 
     def _hand_out(
         self, batch: Batch, consumer: str, eid: str, fields: dict, deliveries: int
     ) -> None:
-        raw = (fields or {}).get(REQUEST_FIELD, "")
+        fields = {str(k): str(v) for k, v in (fields or {}).items()}
         if deliveries > self.max_deliveries:
-            self._dead_letter(eid, raw, deliveries - 1, consumer, None)
+            self._dead_letter(eid, fields, deliveries - 1, consumer, None)
             batch.dead.append(eid)
             return
         try:
-            request = BoundaryRequest.model_validate_json(raw)
-        except ValidationError as e:
-            self._dead_letter(
-                eid, raw, deliveries, consumer, f"malformed request: {e.errors()[0]['msg']}"
-            )
+            if REQUEST_FIELD not in fields:
+                raise LookupError(REQUEST_FIELD)
+            request = BoundaryRequest.model_validate_json(fields[REQUEST_FIELD])
+        except (ValidationError, LookupError) as e:
+            reason = malformed_reason(fields, e if isinstance(e, ValidationError) else None)
+            self._dead_letter(eid, fields, deliveries, consumer, reason)
             batch.dead.append(eid)
             return
         batch.deliveries.append(Delivery(entry_id=eid, request=request, deliveries=deliveries))
 
     def _dead_letter(
-        self, eid: str, raw: str, deliveries: int, consumer: str, error: str | None
+        self, eid: str, fields: dict[str, str], deliveries: int, consumer: str, error: str | None
     ) -> None:
         last_error = (
             error or self.r.hget(self.keys.boundary_errors, eid) or "unknown (no error recorded)"
         )
         dead = DeadLetter(
             entry_id=eid,
-            request=raw,
+            request=fields.get(REQUEST_FIELD, ""),
             deliveries=deliveries,
             last_error=last_error,
             consumer=consumer,
+            fields=fields,
         )
         pipe = self.r.pipeline(transaction=True)
         pipe.xadd(

@@ -11,6 +11,8 @@ import time
 import pytest
 import torch
 
+from rods.config import Settings
+from rods.store.server import RedisServer
 from tests.unit.tiny_lm import small_policy
 from trainer.config import load_config
 from trainer.loop import train
@@ -46,9 +48,10 @@ def test_grpo_steps_on_cuda_with_bf16(tmp_path):
     policy = small_policy(tmp_path / "tiny")
     path = tmp_path / "gpu.toml"
     path.write_text(CONFIG.format(policy=policy))
-    t0 = time.perf_counter()
-    result = train(load_config(path), tmp_path / "run")
-    wall = time.perf_counter() - t0
+    with RedisServer() as server:  # every mode samples the run's buffer (static: synthesis off)
+        t0 = time.perf_counter()
+        result = train(load_config(path), tmp_path / "run", settings=Settings(redis_url=server.url, run="gpu"))
+        wall = time.perf_counter() - t0
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     assert [r["step"] for r in rows] == [1, 2, 3] and result.steps_done == 3
     assert all(r["update/policy_tokens"] > 0 for r in rows)

@@ -7,6 +7,11 @@ for), asks `responder(stage, request)` for a reply — a string (the message con
 (prompt tokens = prompt characters // 4, completion tokens = reply characters // 4).
 It records (stage, model, usage) of every request.
 
+Faults, as a real vLLM server shows them: `served_models` answers any other model with vLLM's
+404 ("The model `x` does not exist."); `stop()` closes the port (connection refused) and
+`start()` serves again on the same port (a restarted server); `port=` picks the port up front,
+so a client can be pointed at a server that is not up yet.
+
 `SeedResponder(seed)` answers every stage by imitating a seed's ground truth (like the unit
 tests' scripted backend), with per-stage queues of scripted replies served first.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -43,10 +49,26 @@ def stage_of(request: dict[str, Any]) -> str:
     return "unknown"
 
 
+class _Server(ThreadingHTTPServer):
+    allow_reuse_address = True  # start() again on the same port right after stop()
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a killed client: not news
+            super().handle_error(request, client_address)
+
+
 class StubLLM:
-    def __init__(self, responder: Callable[[str, dict[str, Any]], Reply], latency_s: float = 0.0):
+    def __init__(
+        self,
+        responder: Callable[[str, dict[str, Any]], Reply],
+        latency_s: float = 0.0,
+        served_models: set[str] | None = None,
+        port: int = 0,
+    ):
         self.responder = responder
         self.latency_s = latency_s
+        self.served_models = served_models
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._in_flight = 0
@@ -67,21 +89,37 @@ class StubLLM:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._handler = Handler
+        self.port = port
+        self._server: _Server | None = None
 
     @property
     def api_base(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return f"http://127.0.0.1:{self.port}/v1"
 
-    def __enter__(self) -> StubLLM:
-        self._thread.start()
+    @property
+    def up(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> StubLLM:
+        """Listen (again) on `port` (a free one the first time when it is 0)."""
+        self._server = _Server(("127.0.0.1", self.port), self._handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
+    def stop(self) -> None:
+        """Close the port: clients get `connection refused` until `start()`."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> StubLLM:
+        return self.start()
+
     def __exit__(self, *exc: Any) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.stop()
 
     def stages(self) -> list[str]:
         with self._lock:
@@ -95,7 +133,13 @@ class StubLLM:
             if self.latency_s:
                 time.sleep(self.latency_s)
             stage = stage_of(request)
-            reply = self.responder(stage, request)
+            model = request.get("model")
+            if self.served_models is not None and model not in self.served_models:
+                message = f"The model `{model}` does not exist."
+                reply: Reply = (404, json.dumps({"object": "error", "message": message,
+                                                 "type": "NotFoundError", "code": 404}))  # fmt: skip
+            else:
+                reply = self.responder(stage, request)
         finally:
             with self._lock:
                 self._in_flight -= 1

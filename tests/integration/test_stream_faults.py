@@ -205,3 +205,37 @@ def test_cooldown_is_enforced_by_the_server_across_trainers(settings, seeds) -> 
     assert b.publish(select_requests(stats_B, 8, stale_view)) == []  # …the server still says no
     assert b.last_requested([seeds[0].id], fresh=True) == {seeds[0].id: 5}
     assert len(b.publish(select_requests(stats_B, 15, {}))) == 2  # 10 steps later: due again
+
+
+def test_redeliver_counts_and_dead_letters_at_the_limit(settings, seeds) -> None:  # type: ignore[no-untyped-def]
+    """The dispatcher's own retries: XCLAIM counts each, delivery N+1 is a dead letter."""
+    settings = settings.model_copy(update={"max_deliveries": 2, "claim_idle_ms": 100})
+    stream = BoundaryStream(connect(settings), settings.run, settings)
+    stream.ensure_group()
+    stream.publish(requests_for(seeds)[:1])
+    (d1,) = stream.read("me", count=4).deliveries
+    stream.fail(d1, "RuntimeError: first")
+    (d2,) = stream.redeliver("me", d1).deliveries
+    assert (d1.deliveries, d2.deliveries) == (1, 2) and d2.request == d1.request
+    time.sleep(0.2)
+    stream.keep("me", [d2.entry_id])  # still ours: the idle time starts again
+    assert stream.read("other", count=4).deliveries == []
+    stream.fail(d2, "RuntimeError: second")
+    gone = stream.redeliver("me", d2)
+    assert gone.deliveries == [] and gone.dead == [d2.entry_id]
+    (dead,) = stream.dead_letters()
+    assert dead.deliveries == 2 and dead.last_error == "RuntimeError: second"
+    assert dead.fields == {"request": d1.request.model_dump_json()} and stream.pending() == 0
+
+
+def test_dead_letter_now_keeps_the_request_and_error(settings, seeds) -> None:  # type: ignore[no-untyped-def]
+    stream = BoundaryStream(connect(settings), settings.run, settings)
+    stream.ensure_group()
+    stream.publish(requests_for(seeds)[:2])
+    first, second = stream.read("me", count=4).deliveries
+    stream.dead_letter(first, "me", "BackendMisconfigured: model not found: openai/x")
+    (dead,) = stream.dead_letters()
+    assert dead.entry_id == first.entry_id and dead.deliveries == 1
+    assert BoundaryRequest.model_validate_json(dead.request) == first.request
+    assert dead.last_error.startswith("BackendMisconfigured: model not found")
+    assert stream.pending() == 1  # the other one is untouched

@@ -7,6 +7,7 @@ the package (LITELLM_LOCAL_MODEL_COST_MAP, set in tests/conftest.py). No other n
 from __future__ import annotations
 
 import json
+import random
 import socket
 
 import pytest
@@ -14,7 +15,13 @@ from llm_stub import SeedResponder, StubLLM
 from typer.testing import CliRunner
 
 from cli.synth import synth_app
-from graphs.synthesis.backend import ArgContext, PlanContext, Verdict
+from graphs.synthesis.backend import (
+    ArgContext,
+    BackendMisconfigured,
+    BackendUnavailable,
+    PlanContext,
+    Verdict,
+)
 from graphs.synthesis.graph import synthesize
 from graphs.synthesis.llm import LLMBackend
 from graphs.synthesis.state import result_metrics
@@ -83,29 +90,71 @@ def test_cost_of_a_priced_model_comes_from_litellm(seed):
     assert proposal.usage.prompt_tokens == usage["prompt_tokens"] and proposal.usage.calls == 1
 
 
-def test_http_errors_and_dead_servers_are_failures_not_crashes(seed):
-    import random
-
-    with StubLLM(lambda stage, req: (500, json.dumps({"error": {"message": "boom"}}))) as stub:
-        b = backend(stub)
-        ctx = PlanContext(
-            seed, compute_signature(seed), tuple(seed.involved_classes), 0, random.Random(0)
-        )
-        p = b.plan(ctx)
-    assert p.value is None and p.failure.code == "decompose_failed" and p.usage.calls == 1
+def _free_port() -> int:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    dead = LLMBackend(
-        "openai/stub",
-        api_base=f"http://127.0.0.1:{port}/v1",
-        api_key=KEY,
-        num_retries=0,
-        timeout_s=5,
+        return s.getsockname()[1]
+
+
+def _plan_ctx(seed):
+    import random
+
+    return PlanContext(
+        seed, compute_signature(seed), tuple(seed.involved_classes), 0, random.Random(0)
     )
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "raised", "words"),
+    [
+        (500, "boom", BackendUnavailable, "model server error 500"),
+        (502, "bad gateway", BackendUnavailable, "model server error 502"),
+        (503, "overloaded", BackendUnavailable, "model server error 503"),
+        (429, "slow down", BackendUnavailable, "model server error 429"),
+        (401, "bad key", BackendMisconfigured, "refused the API key"),
+        (404, "The model `stub` does not exist.", BackendMisconfigured, "model not found: openai/stub"),
+    ],
+)
+def test_provider_faults_raise_instead_of_counting(seed, status, message, raised, words):
+    body = json.dumps({"object": "error", "message": message, "code": status})
+    with StubLLM(lambda stage, req: (status, body)) as stub:
+        with pytest.raises(raised, match=words) as info:
+            backend(stub).plan(_plan_ctx(seed))
+    assert info.type is raised  # a configuration error is not reported as transient, nor back
+    assert stub.api_base in str(info.value)
+
+
+def test_content_rejections_stay_counted_failures(seed):
+    body = json.dumps({"error": {"message": "This model's maximum context length is 10 tokens"}})
+    with StubLLM(lambda stage, req: (400, body)) as stub:
+        p = backend(stub).plan(_plan_ctx(seed))
+    assert p.value is None and p.failure.code == "decompose_failed" and p.usage.calls == 1
+    assert "maximum context length" in p.failure.detail
+
+
+def test_dead_server_and_unknown_model_stop_the_graph(seed):
+    url = f"http://127.0.0.1:{_free_port()}/v1"
+    dead = LLMBackend("openai/stub", api_base=url, api_key=KEY, num_retries=0, timeout_s=5)
     doc = next(d for d in function_docs()["GorillaFileSystem"] if d["name"] == "cd")
-    a = dead.arguments(ArgContext("cd", doc, World.load(seed), [], 0, random.Random(0)))
-    assert a.value is None and a.failure.code == "param_gen_failed"
+    with pytest.raises(BackendUnavailable, match=f"connection refused at {url}$"):
+        dead.arguments(ArgContext("cd", doc, World.load(seed), [], 0, random.Random(0)))
+    with pytest.raises(BackendUnavailable, match="connection refused"):  # not a counted failure
+        synthesize(seed, n_variants=1, backend=dead, request_id="r-dead")
+    with StubLLM(SeedResponder(seed), served_models={"served"}) as stub:
+        with pytest.raises(BackendMisconfigured, match="model not found: openai/stub"):
+            synthesize(seed, n_variants=2, backend=backend(stub), request_id="r-404")
+        assert len(stub.requests) == 1  # stopped at the first call, not after every stage
+
+
+def test_a_server_that_refuses_then_recovers(seed):
+    stub = StubLLM(SeedResponder(seed), port=_free_port())
+    b = backend(stub)
+    with pytest.raises(BackendUnavailable, match="connection refused"):
+        b.judge(seed)
+    with stub:
+        assert b.judge(seed).value == Verdict(True, ())
+    with pytest.raises(BackendUnavailable, match="connection refused"):
+        b.judge(seed)
 
 
 def test_judge_reply_without_a_verdict(seed):
@@ -164,3 +213,22 @@ def test_cli_run_with_the_llm_backend_then_validate(seed, tmp_path, monkeypatch)
     res = runner.invoke(synth_app, ["validate", str(out), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["passed"] == 1
+
+
+@pytest.mark.parametrize("fault", ["refused", "unknown_model"])
+def test_cli_run_says_what_is_wrong_with_the_server_once(seed, tmp_path, monkeypatch, fault):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    out = tmp_path / "variants.jsonl"
+    with StubLLM(SeedResponder(seed), served_models={"Qwen/Qwen3-32B"}) as stub:
+        url = stub.api_base if fault == "unknown_model" else f"http://127.0.0.1:{_free_port()}/v1"
+        args = ["run", "--seed", SEED_ID, "--n", "3", "--backend", "llm", "--model",
+                "openai/stub", "--api-base", url, "--out", str(out)]  # fmt: skip
+        res = CliRunner().invoke(synth_app, args)
+        calls = len(stub.requests)
+    assert res.exit_code == 1, res.output
+    assert "Traceback" not in res.output and not out.exists()
+    words = f"connection refused at {url}" if fault == "refused" else "model not found: openai/stub"
+    assert res.output.count(words) == 1, res.output
+    assert "decompose_failed" not in res.output
+    # the first call only (litellm retries it num_retries=2 times), not one per stage and attempt
+    assert calls == (3 if fault == "unknown_model" else 0)

@@ -97,7 +97,9 @@ def buffer_requests_done(buffer: RedisBuffer) -> set[str]:
 
 
 def test_a_request_that_always_fails_is_dead_lettered(settings, redis_client, worker):
-    fast = settings.model_copy(update={"claim_idle_ms": 300, "max_deliveries": 2})
+    fast = settings.model_copy(
+        update={"claim_idle_ms": 300, "max_deliveries": 2, "dispatch_retry_base_s": 0.3}
+    )
     RedisBuffer(redis_client, fast.run).load_seeds([get_bfcl_task(SEEDS[0])])
     stream = BoundaryStream(redis_client, fast.run, fast)
     stream.publish([_request("multi_turn_base_7")])  # not in this run's buffer: the task fails

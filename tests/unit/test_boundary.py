@@ -16,9 +16,11 @@ from rods.boundary import (
     boundary_metrics,
     boundary_score,
     group_stats,
+    rank_key,
     region_of,
     request_id_for,
     select_requests,
+    select_uniform_requests,
 )
 from rods.tasks import CATEGORIES, Signature
 
@@ -77,7 +79,7 @@ def test_request_model_is_frozen_versioned_and_deterministic() -> None:
         reward_mean=0.5, reward_var=0.25, group_size=16, n_variants=2,
         target_signature=Signature(depth=2, topology="chain"),
     )  # fmt: skip
-    assert q.v == 1 and q.score == 1.0
+    assert q.v == 1 and q.score == 1.0  # 4·s²: the variance scaled to [0, 1]
     assert BoundaryRequest.model_validate_json(q.model_dump_json()) == q
     with pytest.raises(ValidationError):
         q.task_id = "other"  # type: ignore[misc]
@@ -120,7 +122,7 @@ def test_selection_invariants(
     per_cat: dict[str, int] = {}
     for q in out:
         s = by_id[q.task_id]
-        assert s.region == "boundary"
+        assert s.region == "boundary" and s.reward_var > rules.min_var
         assert q.task_id not in last or step - last[q.task_id] >= rules.cooldown_steps
         assert q.request_id == request_id_for(q.task_id, step) and q.policy_step == step
         assert (q.reward_mean, q.reward_var, q.group_size) == (
@@ -130,25 +132,25 @@ def test_selection_invariants(
         )
         per_cat[q.category] = per_cat.get(q.category, 0) + 1
     assert all(n <= rules.category_quota for n in per_cat.values())
-    scores = [q.score for q in out]
-    assert scores == sorted(scores, reverse=True)
+    keys = [rank_key(by_id[q.task_id]) for q in out]
+    assert keys == sorted(keys)
     # Greedy maximality: an eligible task is left out only when the budget or its quota is full,
     # or a better-ranked one filled them.
     chosen = {q.task_id for q in out}
     for s in stats_B:
-        eligible = s.region == "boundary" and (
+        eligible = s.region == "boundary" and s.reward_var > rules.min_var and (
             s.task_id not in last or step - last[s.task_id] >= rules.cooldown_steps
         )
         if eligible and s.task_id not in chosen:
             quota_full = per_cat.get(s.category, 0) == rules.category_quota
             assert len(out) == rules.budget or quota_full
             if out and not quota_full:
-                assert boundary_score(s.reward_mean) <= out[-1].score
+                assert s.reward_var <= out[-1].reward_var
 
 
 @settings(max_examples=40, deadline=None)
 @given(step_inputs(), st.randoms())
-def test_selection_ignores_input_order(inputs, rnd) -> None:  # type: ignore[no-untyped-def]
+def test_selection_ignores_input_order(inputs, rnd) -> None:
     stats_B, last, step, rules = inputs
     shuffled = list(stats_B)
     rnd.shuffle(shuffled)
@@ -187,3 +189,57 @@ def test_metrics_are_flat_and_fractions_sum_to_one() -> None:
     )
     assert m["boundary/var_boundary"] == 0.25 and m["boundary/unscored_groups"] == 1.0
     assert m["boundary/requests"] == 1.0
+    assert m["boundary/frac_zero_var"] == pytest.approx(2 / 3)  # [0, 0] and [1, 1]
+    assert m["boundary/zero_var_in_band"] == 0.0
+
+
+def test_a_group_without_spread_is_never_requested_whatever_its_mean() -> None:
+    # sixteen 0.5s: mean in the band, 4r̄(1−r̄) = 1 (the old ranking's best), variance 0
+    flat = group_stats("multi_turn_miss_func_1", [0.5] * 16)
+    spread = group_stats("multi_turn_base_2", [0.0] * 12 + [1.0] * 4)  # r̄ = 0.25, s² = 0.1875
+    assert flat.region == spread.region == "boundary"
+    out = select_requests([flat, spread], 3, {}, DetectorRules(budget=4))
+    assert [q.task_id for q in out] == ["multi_turn_base_2"]
+    m = boundary_metrics([flat, spread], len(out))
+    assert m["boundary/zero_var_in_band"] == 1.0 and m["boundary/frac_zero_var"] == 0.5
+    # ε is a rule: with ε above the spread group's variance, nothing is requested
+    assert select_requests([flat, spread], 3, {}, DetectorRules(min_var=0.2)) == []
+
+
+def test_requests_rank_by_observed_variance_not_by_the_mean_bound() -> None:
+    # r̄ = 0.5 (4r̄(1−r̄) = 1) but little spread, vs r̄ = 0.25 (0.75) with more spread
+    near_half = group_stats("multi_turn_base_1", [0.25, 0.75] * 2 + [0.5] * 12)  # s² = 0.015625
+    spread = group_stats("multi_turn_base_2", [0.0, 0.0, 0.0, 1.0])  # s² = 0.1875
+    assert boundary_score(near_half.reward_mean) > boundary_score(spread.reward_mean)
+    assert spread.reward_var > near_half.reward_var > 0
+    out = select_requests([near_half, spread], 0, {}, DetectorRules(budget=1))
+    assert [q.task_id for q in out] == ["multi_turn_base_2"]
+    # equal variance: the mean closer to 0.5 wins the tie
+    a = group_stats("multi_turn_base_3", [0.0, 0.5])  # r̄ 0.25, s² 0.0625
+    b = group_stats("multi_turn_base_4", [0.25, 0.75])  # r̄ 0.5, s² 0.0625
+    assert a.reward_var == b.reward_var
+    tie = select_requests([a, b], 0, {}, DetectorRules(budget=1))
+    assert [q.task_id for q in tie] == ["multi_turn_base_4"]
+
+
+def test_uniform_arm_draws_the_same_count_from_the_batch_at_random() -> None:
+    stats_B = [group_stats(f"multi_turn_base_{i}", [0.0, 0.0]) for i in range(10)]  # all hard
+    stats_B += [group_stats(f"multi_turn_miss_param_{i}", [0.0, 1.0]) for i in range(10)]
+    rules = DetectorRules(budget=4, category_quota=4)
+    n = len(select_requests(stats_B, 7, {}, rules))
+    assert n == 4
+    draws = [select_uniform_requests(stats_B, step, {}, n, 0, rules) for step in range(20)]
+    assert all(len(d) == n for d in draws)
+    picked = {q.task_id for d in draws for q in d}
+    assert any(t.startswith("multi_turn_base_") for t in picked)  # hard tasks too
+    # deterministic in (seed, step, batch), not in the batch's order
+    assert select_uniform_requests(stats_B[::-1], 7, {}, n, 0, rules) == draws[7]
+    assert select_uniform_requests(stats_B, 7, {}, n, 1, rules) != draws[7]
+    # cooldown and the per-category quota apply as in the rods arm
+    cooling = {s.task_id: 7 for s in stats_B[:19]}
+    assert [q.task_id for q in select_uniform_requests(stats_B, 7, cooling, n, 0, rules)] == [
+        stats_B[19].task_id
+    ]
+    one_cat = DetectorRules(budget=4, category_quota=1)
+    cats = [q.category for q in select_uniform_requests(stats_B, 3, {}, 4, 0, one_cat)]
+    assert len(cats) == len(set(cats))

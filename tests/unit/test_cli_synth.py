@@ -111,3 +111,32 @@ def test_run_procedural_then_validate_then_run_from_a_task_file(tmp_path):
     (child,) = read_tasks(out2)
     for t in [child]:
         assert t.rods.parent_id == tasks[0].id and t.rods.root_id == SEED_ID and t.rods.generation == 2
+
+
+def test_run_builds_the_configured_llm_backend(tmp_path, monkeypatch):
+    """`rods synth run` samples the synthesizer as configured (RODS_SYNTH_TEMPERATURE/TOP_P),
+    like the worker: both build the backend with `graphs.synthesis.backends.make_backend`."""
+    import graphs.synthesis.llm as llm
+
+    built = []
+
+    def fake_llm_backend(model, **kwargs):  # stands in for LLMBackend: no model is called
+        built.append({"model": model, **kwargs})
+        return ScriptedBackend(get_bfcl_task(SEED_ID))
+
+    monkeypatch.setattr(llm, "LLMBackend", fake_llm_backend)
+    monkeypatch.setenv("RODS_SYNTH_TEMPERATURE", "0.3")
+    monkeypatch.setenv("RODS_SYNTH_TOP_P", "0.5")
+    monkeypatch.setenv("RODS_SYNTH_API_BASE", "http://synth-llm:8000/v1")
+    out = tmp_path / "o.jsonl"
+    args = ["run", "--seed", SEED_ID, "--backend", "llm", "--model", "openai/m", "--out", str(out)]
+    res = runner.invoke(synth_app, args)
+    assert res.exit_code == 0, res.output
+    assert built == [
+        {"model": "openai/m", "api_base": "http://synth-llm:8000/v1", "temperature": 0.3, "top_p": 0.5}
+    ]
+    res = runner.invoke(synth_app, [*args, "--api-base", "http://other:1/v1"])  # a flag wins
+    assert res.exit_code == 0 and built[-1]["api_base"] == "http://other:1/v1"
+    monkeypatch.setenv("RODS_SYNTH_BACKEND", "magic")
+    res = runner.invoke(synth_app, ["run", "--seed", SEED_ID, "--out", str(out)])
+    assert res.exit_code == 2 and "RODS_SYNTH_BACKEND='magic'" in res.output and "'llm'" in res.output

@@ -19,7 +19,11 @@ from cli.app import app
 from rods.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-THIRD_PARTY_ENV = {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN"}  # read by litellm / hf
+# read by litellm / huggingface / flower itself
+THIRD_PARTY_ENV = {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "FLOWER_BASIC_AUTH"}
+VLLM_PIN = "0.33.0"
+# vllm 0.33.0's own pins, read from its wheel's METADATA (pip download --no-deps vllm==0.33.0)
+VLLM_REQUIRES = {"torch": "==2.14.0", "transformers": ">=5.16.1,<5.21.0"}
 
 
 def _compose() -> dict:
@@ -64,12 +68,15 @@ def test_every_rods_command_is_a_real_entry_point_with_real_options():
     assert checked >= 3
 
 
-def test_flower_entrypoint_names_the_celery_app():
+def test_flower_entrypoint_names_the_celery_app_and_needs_basic_auth():
     flower = _compose()["services"]["flower"]
-    argv = flower["entrypoint"]
-    module = argv[argv.index("-A") + 1]
+    script = " ".join(flower["entrypoint"])
+    module = re.search(r"exec celery -A (\S+) flower", script).group(1)
     app_obj = importlib.import_module(module).app
     assert app_obj.main == "rods"
+    assert 'test -n "$$FLOWER_BASIC_AUTH" ||' in script and "exit 2" in script
+    assert "FLOWER_BASIC_AUTH" in flower["environment"]
+    assert all(p.startswith("127.0.0.1:") for p in flower["ports"])  # loopback only
 
 
 def test_environment_is_read_by_the_settings():
@@ -95,7 +102,7 @@ def test_volumes_dependencies_and_ports_are_declared():
         for dep in svc.get("depends_on", {}):
             assert dep in services, f"{name} depends on unknown service {dep}"
         for port in svc.get("ports", []):
-            assert re.fullmatch(r"\d+:\d+", port), f"{name}: bad port mapping {port}"
+            assert re.fullmatch(r"(127\.0\.0\.1:)?\d+:\d+", port), f"{name}: bad port {port}"
 
 
 def test_trainer_config_exists_and_loads():
@@ -121,6 +128,70 @@ def test_dockerfile_targets_and_sources():
     for src in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M):
         for item in src.split():
             assert (ROOT / item).exists(), f"Dockerfile copies missing {item}"
+
+
+def test_redis_is_private_password_protected_and_never_evicts():
+    compose = _compose()
+    redis = compose["services"]["redis"]
+    assert "ports" not in redis  # compose network only: no clash with, or exposure on, host 6379
+    argv = redis["command"]
+    assert argv[argv.index("--requirepass") + 1] == "${REDIS_PASSWORD:-}"
+    assert argv[argv.index("--maxmemory-policy") + 1] == "noeviction"
+    assert argv[argv.index("--maxmemory") + 1].startswith("${REDIS_MAXMEMORY:-")
+    assert "REDISCLI_AUTH" in " ".join(redis["healthcheck"]["test"])
+    url = compose["x-rods-env"]["REDIS_URL"]
+    assert url == "redis://:${REDIS_PASSWORD:-}@redis:6379/0"
+    # an empty password gives `redis://:@redis:6379/0`, which our settings and clients accept
+    assert Settings(redis_url=url.replace("${REDIS_PASSWORD:-}", "")).redis_url.startswith(
+        "redis://:@redis"
+    )
+
+
+def test_restart_policies_and_waiting_for_the_model_server():
+    services = _compose()["services"]
+    assert services["trainer"]["restart"] == "on-failure"  # it resumes from its checkpoint
+    for name in ("redis", "dispatcher", "synth-worker", "synth-llm"):
+        assert services[name]["restart"] == "unless-stopped", name
+    llm = services["synth-llm"]
+    assert llm["healthcheck"]["test"] and "/health" in " ".join(llm["healthcheck"]["test"])
+    assert llm["image"] == f"vllm/vllm-openai:v{VLLM_PIN}"  # pinned, the gpu image's version
+    dep = services["synth-worker"]["depends_on"]["synth-llm"]
+    assert dep == {"condition": "service_healthy", "required": False}  # only with --profile llm
+
+
+def test_rods_images_are_built_where_they_are_used():
+    """Every service on a rods image builds it, with the target its tag names."""
+    for name, svc in _rods_services(_compose()).items():
+        tag = svc["image"].split(":", 1)[1]
+        assert svc.get("build", {}).get("target") == tag, f"{name} uses rods:{tag} without building it"
+
+
+def test_worker_pool_is_prefork_unless_asked():
+    argv = _compose()["services"]["synth-worker"]["command"]
+    assert argv[argv.index("--pool") + 1] == "${RODS_WORKER_POOL:-prefork}"
+    assert argv[argv.index("--concurrency") + 1].startswith("${RODS_WORKER_CONCURRENCY:-")
+
+
+def test_dockerfile_copies_every_package_and_pins_vllm():
+    import tomllib
+
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    text = (ROOT / "Dockerfile").read_text()
+    copied = {item for src in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M) for item in src.split()}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    assert packages <= copied, f"the image lacks {sorted(packages - copied)}"
+    assert f"'vllm=={VLLM_PIN}'" in text
+    deps = {re.split(r"[<>=!~ \[]", d, maxsplit=1)[0]: d for d in project["project"]["dependencies"]}
+    for name, pin in VLLM_REQUIRES.items():  # vllm's pins must fit inside ours
+        ours = SpecifierSet(deps[name][len(name):])
+        if pin.startswith("=="):
+            assert Version(pin[2:]) in ours, (name, pin, ours)
+        else:
+            lows = [Version(s.version) for s in SpecifierSet(pin) if s.operator == ">="]
+            assert all(v in ours for v in lows), (name, pin, ours)
 
 
 def _gpu_ids(svc: dict) -> list[str]:

@@ -231,3 +231,85 @@ def test_mutable_default_arguments_do_not_leak_between_worlds(cache):
     from bfcl_eval.eval_checker.multi_turn_eval.func_source_code.posting_api import TwitterAPI
 
     assert inspect.signature(TwitterAPI.post_tweet).parameters["mentions"].default == []
+
+
+# ------------------------------------------------------------ env hints (the env-hints arm)
+
+
+def _contents(res) -> list[str]:
+    return [m["content"] for m in res.tool_messages]
+
+
+def test_hints_are_off_by_default_and_say_what_is_allowed_when_on(cache):
+    task = T.get_bfcl_task("multi_turn_base_0")
+    bad = tagged(T.ToolCall(name="mkdirs", arguments={"dir_name": "x"}),
+                 T.ToolCall(name="cd", arguments={"directory": "document"}),
+                 T.ToolCall(name="mkdir", arguments={"dir_name": 3}))
+    plain = Episode(task, cache).step(bad + "<tool_call>{not json</tool_call>")
+    assert not any("Hint" in c for c in _contents(plain))
+    ep = Episode(task, cache, hints=True)
+    res = ep.step(bad + "<tool_call>{not json</tool_call>")
+    parse, unknown, args, types = _contents(res)
+    assert parse.startswith("Error: parse/bad_json") and '"arguments"' in parse
+    names = {d["name"] for d in ep.tools()}
+    assert "'mkdirs' is not an available function" in unknown
+    assert "Did you mean 'mkdir'?" in unknown and all(n in unknown for n in names)
+    assert "missing required argument(s): folder" in args and "unexpected argument(s): directory" in args
+    assert "Expected: cd(folder: string)" in args
+    assert "argument 'dir_name' must be string, got int" in types
+    # the hints are for the policy only: the recorded results (what the response check compares)
+    # are bfcl-eval's own texts, as without hints
+    plain_ep = Episode(task, cache)
+    plain_ep.step(bad)
+    hinted_ep = Episode(task, cache, hints=True)
+    hinted_ep.step(bad)
+    assert hinted_ep.results_so_far == plain_ep.results_so_far
+    assert not any("Hint" in r for r in hinted_ep.results_so_far)
+
+
+def test_hints_reach_the_episode_from_the_train_config():
+    from trainer.config import TrainConfig
+    from trainer.types import RolloutSettings
+
+    cfg = TrainConfig.model_validate({"env": {"hints": True}})
+    assert RolloutSettings.from_config(cfg.rollout, env_hints=cfg.env.hints).env_hints is True
+    assert TrainConfig().env.hints is False
+
+
+# ------------------------------------------------------------ the bfcl protocol
+
+
+def test_bfcl_step_limit_is_read_from_bfcl_eval():
+    from bfcl_eval.constants.default_prompts import MAXIMUM_STEP_LIMIT
+
+    from rods.env.episode import bfcl_step_limit
+
+    assert bfcl_step_limit() == MAXIMUM_STEP_LIMIT + 1 == 21
+
+
+def test_bfcl_protocol_a_decode_failure_ends_the_turn_without_a_message(cache):
+    task = T.get_bfcl_task("multi_turn_base_0")
+    train = Episode(task, cache)
+    res = train.step("<tool_call>{not json</tool_call>")
+    assert not res.turn_done and _contents(res)[0].startswith("Error: parse/bad_json")
+    bfcl = Episode(task, cache, protocol="bfcl")
+    res = bfcl.step("<tool_call>{not json</tool_call>")
+    assert res.turn_done and res.tool_messages == [] and bfcl.turn == 1
+    assert bfcl.errors["parse/bad_json"] == 1
+    # a message with one good and one bad block runs the good one, silently drops the other
+    res = bfcl.step(tagged(T.ToolCall(name="pwd")) + "<tool_call>[1, </tool_call>")
+    assert not res.turn_done and len(res.tool_messages) == 1 and res.tool_messages[0]["name"] == "pwd"
+    with pytest.raises(ValueError):
+        Episode(task, cache, protocol="bfcl", hints=True)
+
+
+def test_bfcl_protocol_step_limit_force_quits_the_episode(cache):
+    task = T.get_bfcl_task("multi_turn_base_0")
+    assert task.n_turns > 1
+    ep = Episode(task, cache, protocol="bfcl", max_steps_per_turn=2)
+    pwd = tagged(T.ToolCall(name="pwd"))
+    ep.step(pwd)
+    res = ep.step(pwd)
+    assert res.turn_done and res.done and res.next_user == []
+    assert ep.stop_reason == "truncated:step_limit"
+    assert ep.score().progress == 0.0 and not ep.score().correct

@@ -109,3 +109,17 @@ def test_token_logprobs_alignment():
     manual = torch.log_softmax(logits[1, 2], -1)[ids[1, 3]]
     assert logp[1, 3].item() == pytest.approx(manual.item(), rel=1e-5)
     assert (logp[:, 0] == 0).all() and (ent[:, 1:] > 0).all()
+
+
+def test_loss_config_derives_from_the_optim_config():
+    """One declaration per knob: the loss reads OptimConfig's clip and KL fields."""
+    from trainer.config import OptimConfig
+
+    optim = OptimConfig()
+    plain = GRPOLossConfig()
+    assert (plain.clip_low, plain.clip_high, plain.kl_coef) == (
+        optim.clip_low, optim.clip_high, optim.kl_coef
+    )
+    cfg = GRPOLossConfig.from_config(OptimConfig(clip_low=0.1, clip_high=0.3, kl_coef=0.05))
+    assert (cfg.clip_low, cfg.clip_high, cfg.kl_coef, cfg.adv_eps) == (0.1, 0.3, 0.05, plain.adv_eps)
+    assert GRPOLossConfig.from_config(optim, kl_coef=0.0).kl_coef == 0.0

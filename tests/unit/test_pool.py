@@ -68,7 +68,7 @@ record_st = st.builds(
     st.floats(0.0, 1.0),
     st.integers(0, 450),
 )
-def test_promotion_invariants(staged, n_active, n_syn, beta, p_max) -> None:  # type: ignore[no-untyped-def]
+def test_promotion_invariants(staged, n_active, n_syn, beta, p_max) -> None:
     rules = PoolRules(beta=beta, p_max=p_max)
     n_syn = min(n_syn, n_active)
     ids = promotion_plan(staged, n_active, n_syn, rules)
@@ -137,7 +137,7 @@ def test_stale_counts_from_last_observation_or_promotion() -> None:
     st.integers(0, 30),
     st.booleans(),
 )
-def test_sweep_invariants(specs, p_max, seeds_can_retire) -> None:  # type: ignore[no-untyped-def]
+def test_sweep_invariants(specs, p_max, seeds_can_retire) -> None:
     rules = PoolRules(p_max=p_max, stale_steps=50, seeds_can_retire=seeds_can_retire)
     active = [
         rec(
@@ -205,7 +205,7 @@ any_record = st.builds(
         st.tuples(any_record, st.none() | any_record), max_size=20, unique_by=lambda p: p[0].task_id
     )
 )
-def test_count_deltas_compose(pairs) -> None:  # type: ignore[no-untyped-def]
+def test_count_deltas_compose(pairs) -> None:
     before = [old for old, _ in pairs]
     after = [new.model_copy(update={"task_id": old.task_id}) if new else None for old, new in pairs]
     counts = count_records(before, RULES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -61,9 +62,10 @@ def test_scripted_policy_reproduces_the_sft_sequence(policy: tuple[object, objec
     gt = cache.runtime(task).ground_truth
     target = tokenize_conversation(conv, ChatRenderer(tok, {"compact_tools": True}))
     lm = ScriptedLM(target.token_ids, len(tok), tok.eos_token_id)
-    engine = HFRolloutEngine(
-        lm, tok, RolloutSettings(greedy=True, max_new_tokens=128, max_total_tokens=4096)
+    settings = RolloutSettings(
+        greedy=True, max_new_tokens=128, max_total_tokens=4096, compact_tools=True
     )
+    engine = HFRolloutEngine(lm, tok, settings)
     (group,) = engine.rollout([task], 2)
     for traj in group:
         assert traj.token_ids == target.token_ids
@@ -88,9 +90,10 @@ def test_token_budget_truncates_the_episode(policy: tuple[object, object]) -> No
     target = tokenize_conversation(conv, ChatRenderer(tok, {"compact_tools": True}))
     lm = ScriptedLM(target.token_ids, len(tok), tok.eos_token_id)
     budget = len(target.token_ids) - 5
-    engine = HFRolloutEngine(
-        lm, tok, RolloutSettings(greedy=True, max_new_tokens=128, max_total_tokens=budget)
+    settings = RolloutSettings(
+        greedy=True, max_new_tokens=128, max_total_tokens=budget, compact_tools=True
     )
+    engine = HFRolloutEngine(lm, tok, settings)
     (traj,) = engine.rollout([task], 1)[0]
     assert traj.stop_reason == "truncated:max_tokens"
     assert len(traj.token_ids) <= budget
@@ -102,7 +105,9 @@ def test_token_budget_truncates_the_episode(policy: tuple[object, object]) -> No
 def test_logprobs_match_a_forward_pass(policy: tuple[object, object]) -> None:
     model, tok = policy
     torch.manual_seed(0)
-    settings = RolloutSettings(temperature=1.0, max_new_tokens=12, max_total_tokens=700)
+    settings = RolloutSettings(
+        temperature=1.0, max_new_tokens=12, max_total_tokens=700, compact_tools=True
+    )
     groups = HFRolloutEngine(model, tok, settings).rollout(demo_tasks(2), 2)
     for traj in (t for g in groups for t in g):
         _check_alignment(traj, tok)
@@ -118,7 +123,9 @@ def test_logprobs_match_a_forward_pass(policy: tuple[object, object]) -> None:
 
 def test_batched_equals_sequential_under_greedy(policy: tuple[object, object]) -> None:
     model, tok = policy
-    settings = RolloutSettings(greedy=True, max_new_tokens=10, max_total_tokens=700)
+    settings = RolloutSettings(
+        greedy=True, max_new_tokens=10, max_total_tokens=700, compact_tools=True
+    )
     tasks = demo_tasks(3)
     batched = HFRolloutEngine(model, tok, settings).rollout(tasks, 2)
     sequential = HFRolloutEngine(model, tok, settings, sequential=True).rollout(tasks, 2)
@@ -135,7 +142,9 @@ def test_continuous_batching_equals_sequential(policy: tuple[object, object]) ->
     generate exactly what one-at-a-time decoding generates (greedy, real KV cache)."""
     model, tok = policy
     lm = EndsMessagesEarly(model, end_of_turn_id(tok), every=7)
-    settings = RolloutSettings(greedy=True, max_new_tokens=12, max_total_tokens=900)
+    settings = RolloutSettings(
+        greedy=True, max_new_tokens=12, max_total_tokens=900, compact_tools=True
+    )
     tasks = demo_tasks(3)
     sequential = HFRolloutEngine(lm, tok, settings, sequential=True).rollout(tasks, 2)
     for refill_frac in (0.0, 0.25, 1.0):
@@ -161,7 +170,11 @@ def test_message_cut_after_max_calls(policy: tuple[object, object]) -> None:
     twice = renderer.encode(first + "\n" + first)  # a message with two calls, no end token
     lm = ScriptedLM(prompt + twice, len(tok), tok.eos_token_id)
     settings = RolloutSettings(
-        greedy=True, max_new_tokens=200, max_calls_per_message=1, max_total_tokens=4096
+        greedy=True,
+        max_new_tokens=200,
+        max_calls_per_message=1,
+        max_total_tokens=4096,
+        compact_tools=True,
     )
     (traj,) = HFRolloutEngine(lm, tok, settings).rollout([task], 1)[0]
     a, b = _spans(traj)[0]
@@ -188,3 +201,15 @@ def test_settings_from_the_trainer_config() -> None:
         RolloutConfig(max_new_tokens=7, compact_tools=True), greedy=True
     )
     assert s.max_new_tokens == 7 and s.greedy and s.compact_tools
+
+
+def test_settings_defaults_are_the_configs() -> None:
+    """Each knob has one default: the settings' shared fields default to RolloutConfig's."""
+    from trainer.config import RolloutConfig
+
+    cfg = RolloutConfig()
+    plain = RolloutSettings()
+    shared = {f.name for f in dataclasses.fields(RolloutSettings)} & RolloutConfig.model_fields.keys()
+    assert shared >= {"max_new_tokens", "max_total_tokens", "compact_tools", "temperature"}
+    assert {n: getattr(plain, n) for n in shared} == {n: getattr(cfg, n) for n in shared}
+    assert RolloutSettings.from_config(cfg) == plain

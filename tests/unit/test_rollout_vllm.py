@@ -83,7 +83,9 @@ def test_vllm_loop_reproduces_the_sft_sequence(fake_vllm: ModuleType, policy: tu
     conv = ground_truth_conversation(task, cache)
     target = tokenize_conversation(conv, ChatRenderer(tok, {"compact_tools": True}))
     FakeLLM.target = target.token_ids
-    settings = RolloutSettings(greedy=True, max_new_tokens=128, max_total_tokens=4096)
+    settings = RolloutSettings(
+        greedy=True, max_new_tokens=128, max_total_tokens=4096, compact_tools=True
+    )
     engine = VLLMRolloutEngine(model, tok, settings, model_path="policy-dir", cache=cache)
     (group,) = engine.rollout([task], 2)
     llm = FakeLLM.instances[0]
@@ -111,7 +113,9 @@ def test_vllm_message_cut_at_max_new_tokens(fake_vllm: ModuleType, policy: tuple
     FakeLLM.target = tokenize_conversation(
         conv, ChatRenderer(tok, {"compact_tools": True})
     ).token_ids
-    settings = RolloutSettings(greedy=True, max_new_tokens=3, max_total_tokens=4096)
+    settings = RolloutSettings(
+        greedy=True, max_new_tokens=3, max_total_tokens=4096, compact_tools=True
+    )
     engine = VLLMRolloutEngine(model, tok, settings, model_path="p", cache=cache)
     (traj,) = engine.rollout([task], 1)[0]
     assert traj.messages_cut >= 1
@@ -159,7 +163,11 @@ def test_vllm_message_cut_after_max_calls_per_message(fake_vllm: ModuleType, pol
         m["content"].count("</tool_call>") for m in conv.messages if m["role"] == "assistant"
     )
     settings = RolloutSettings(
-        greedy=True, max_new_tokens=1024, max_total_tokens=8192, max_calls_per_message=1
+        greedy=True,
+        max_new_tokens=1024,
+        max_total_tokens=8192,
+        max_calls_per_message=1,
+        compact_tools=True,
     )
     engine = VLLMRolloutEngine(model, tok, settings, model_path="p", cache=cache)
     (traj,) = engine.rollout([task], 1)[0]

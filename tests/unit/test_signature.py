@@ -5,6 +5,8 @@ Needs only the installed `bfcl-eval` package data (no services, no GPU).
 
 from __future__ import annotations
 
+import inspect
+import re
 import time
 
 import pytest
@@ -28,6 +30,7 @@ from rods.signature import (
     topology_of,
     trace_arguments,
 )
+from rods.signature_state import ALL_METHODS, PRECONDITIONS
 from rods.tasks import (
     CLASSES,
     Message,
@@ -59,11 +62,14 @@ def test_chain_across_turns_base_131() -> None:
     # T4 "the most recent order": get_order_details(order_id=12446) reads place_order's order_id
     # (3->4). One path of 4 calls, every edge crosses a turn. order_type 'Buy' and Alice's id
     # USR003 (twice: send_message, delete_message) come from MessageAPI/TradingBot state: 3.
+    # State: T6 delete_message(receiver_id='USR003') deletes the message that T5's send_message
+    # created in the inbox kept for USR003 (5->6, a created value), a second chain of 2.
     sig = compute_signature(get_bfcl_task("multi_turn_base_131"))
     assert sig.edges == ((1, 2), (2, 3), (3, 4))
+    assert sig.state_deps == ((5, 6),)
     assert sig.depth == 4
     assert sig.topology == "chain"
-    assert sig.cross_turn_edges == 3
+    assert sig.cross_turn_edges == 4
     assert sig.state_edges == 3
     assert sig.calls_per_turn == (1, 1, 1, 1, 1, 1, 1)
     assert sig.n_calls == 7
@@ -103,17 +109,35 @@ def test_dag_base_41() -> None:
     # cat(notes) -> "Meeting notes and project details." and get_user_id(Bob) -> USR002 both feed
     # send_message (1->4, 2->4); T1 delete_message(receiver_id='USR002') skips send_message (it
     # echoes its own argument) and reads get_user_id (2->5). In- and out-degree 2: a dag.
+    # State: cat('notes') reads the directory cd('initial_directory') entered (0->1);
+    # send_message needs message_login's user (3->4); delete_message deletes what send_message
+    # created (4->5; its need of the login, 3->5, is implied by 3->4->5 and dropped).
+    # cd -> cat -> send -> delete: depth 4 (2 with data flow alone).
     sig = compute_signature(get_bfcl_task("multi_turn_base_41"))
     assert sig.edges == ((1, 4), (2, 4), (2, 5))
-    assert (sig.depth, sig.topology, sig.cross_turn_edges) == (2, "dag", 1)
+    assert sig.state_deps == ((0, 1), (3, 4), (4, 5))
+    assert (sig.depth, sig.topology, sig.cross_turn_edges) == (4, "dag", 2)
+    flow_only = compute_signature(get_bfcl_task("multi_turn_base_41"), state_dependencies=False)
+    assert (flow_only.depth, flow_only.state_deps) == (2, ())
 
 
-def test_independent_base_0() -> None:
+def test_state_dependencies_base_0() -> None:
     # Every non-trivial value ('document', 'temp', 'final_report.pdf', 'budget analysis',
-    # 'previous_report.pdf') is written in the user's text; '..' has no alphanumerics.
+    # 'previous_report.pdf') is written in the user's text; '..' has no alphanumerics: no data
+    # flow. The state flows: 0 cd(document) 1 mkdir(temp) 2 mv(final_report.pdf, temp)
+    # 3 cd(temp) 4 grep(final_report.pdf) 5 sort(final_report.pdf) 6 cd(..)
+    # 7 mv(previous_report.pdf, temp) 8 cd(temp) 9 diff(final_report.pdf, previous_report.pdf).
+    # Working directory: 0->1, 3->4, 3->5, 3->6, 6->7, 6->8, 8->9 (0->2 is implied by 0->1->2).
+    # Created: 'temp' by mkdir (1->2, 1->3), final_report.pdf moved into temp (2->4, 2->5, 2->9),
+    # previous_report.pdf moved there (7->9). Longest path 0 1 3 6 8 9.
     sig = compute_signature(get_bfcl_task("multi_turn_base_0"))
     assert sig.edges == ()
-    assert (sig.depth, sig.topology, sig.state_edges) == (1, "independent", 0)
+    assert sig.state_deps == (
+        (0, 1), (1, 2), (1, 3), (2, 4), (2, 5), (2, 9), (3, 4), (3, 5), (3, 6), (6, 7), (6, 8), (7, 9), (8, 9),
+    )  # fmt: skip
+    assert (sig.depth, sig.topology, sig.state_edges) == (6, "dag", 0)
+    old = compute_signature(get_bfcl_task("multi_turn_base_0"), state_dependencies=False)
+    assert (old.depth, old.topology) == (1, "independent")
     assert sig.calls_per_turn == (3, 2, 1, 4)
     assert sig.classes == ("GorillaFileSystem", "TwitterAPI")
     assert sig.functions == ("cd", "diff", "grep", "mkdir", "mv", "sort")
@@ -136,6 +160,75 @@ def test_given_world_is_used_and_agrees() -> None:
     world = World.load(task)
     assert compute_signature(task, world) == compute_signature(task)
     assert world.instances["TradingBot"].orders  # the given world executed the ground truth
+
+
+# ---------------------------------------------------------------- state dependencies
+
+
+_FS = {"root": {"alex": {"type": "directory", "contents": {
+    "docs": {"type": "directory", "contents": {"a.txt": {"type": "file", "content": "alpha beta"}}},
+}}}}  # fmt: skip
+
+
+def _state_task(classes: list[str], config: dict, turns: list[list[str]]) -> Task:
+    return Task(
+        id="multi_turn_base_x1",
+        question=[[Message(role="user", content="do it")] for _ in turns],
+        initial_config=config,
+        involved_classes=classes,
+        ground_truth=turns,
+    )
+
+
+def test_cd_before_a_relative_path_is_a_dependency() -> None:
+    # No value flows from cd to mv, but mv finds a.txt only in the directory cd entered.
+    task = _state_task(["GorillaFileSystem"], {"GorillaFileSystem": _FS},
+                       [["cd(folder='docs')"], ["mv(source='a.txt', destination='b.txt')"]])  # fmt: skip
+    sig = compute_signature(task)
+    assert (sig.edges, sig.state_deps, sig.depth, sig.cross_turn_edges) == ((), ((0, 1),), 2, 1)
+    assert compute_signature(task, state_dependencies=False).depth == 1
+    # A created directory used later, then a cd into it: mkdir -> cd -> touch.
+    made = _state_task(["GorillaFileSystem"], {"GorillaFileSystem": _FS},
+                       [["mkdir(dir_name='reports')", "cd(folder='reports')", "touch(file_name='new.txt')"]])  # fmt: skip
+    assert compute_signature(made).state_deps == ((0, 1), (1, 2))
+
+
+def test_login_before_an_authenticated_call_is_a_dependency() -> None:
+    gt = [["authenticate_twitter(username='jane', password='pw123')"], ["post_tweet(content='hello all')"],
+          ["get_tweet(tweet_id=0)"]]  # fmt: skip
+    logged_out = _state_task(["TwitterAPI"], {"TwitterAPI": {"username": "jane", "password": "pw123"}}, gt)
+    sig = compute_signature(logged_out)
+    assert (0, 1) in sig.state_deps and sig.depth >= 2
+    # Already logged in: the login changes nothing, so nothing depends on it.
+    config = {"TwitterAPI": {"username": "jane", "password": "pw123", "authenticated": True}}
+    assert not any(i == 0 for i, _ in compute_signature(_state_task(["TwitterAPI"], config, gt)).state_deps)
+
+
+def _method_reads(cls: type, attribute: str) -> set[str]:
+    """Public methods whose code (docstring cut) reads `self.<attribute>` without assigning it."""
+    out = set()
+    for name, fn in inspect.getmembers(cls, inspect.isfunction):
+        if name.startswith("_"):
+            continue
+        body = inspect.getsource(fn).split('"""')[-1]
+        if re.search(rf"self\.{attribute}\s*=(?!=)", body):
+            continue  # a setter (login, logout), not a reader
+        if re.search(rf"self\.{attribute}\b", body):
+            out.add(name)
+    return out
+
+
+def test_precondition_table_matches_bfcl_code() -> None:
+    for class_name, guards in PRECONDITIONS.items():
+        cls = type(World.load(_state_task([class_name], {}, [])).instances[class_name])
+        for attribute, methods in guards.items():
+            if methods == ALL_METHODS:
+                continue  # the working directory: every file-system method resolves names in it
+            reads = _method_reads(cls, attribute)
+            if class_name == "VehicleControlAPI":
+                assert set(methods) <= reads, (class_name, attribute)
+            else:  # a login guard: exactly the methods that check it
+                assert set(methods) == reads, (class_name, attribute, reads)
 
 
 # ---------------------------------------------------------------- the rule on made-up calls
@@ -243,12 +336,16 @@ def test_every_bfcl_task_has_a_consistent_signature(all_signatures: dict[str, Si
     for task in load_bfcl_tasks():
         sig = all_signatures[task.id]
         assert sig.n_calls == sum(len(g) for g in task.ground_truth) == sum(sig.calls_per_turn)
-        assert all(0 <= i < j < sig.n_calls for i, j in sig.edges), task.id
+        dag = set(sig.edges) | set(sig.state_deps)
+        assert all(0 <= i < j < sig.n_calls for i, j in dag), task.id
         assert sig.edges == tuple(sorted(set(sig.edges)))
-        assert sig.topology == topology_of(sig.edges) and sig.topology in TOPOLOGIES
+        assert sig.state_deps == tuple(sorted(set(sig.state_deps)))
+        assert not set(sig.edges) & set(sig.state_deps)  # a state edge never repeats a data edge
+        assert sig.topology == topology_of(dag) and sig.topology in TOPOLOGIES
         assert 1 <= sig.depth <= sig.n_calls
-        assert (sig.depth == 1) == (not sig.edges)
-        assert sig.cross_turn_edges <= len(sig.edges)
+        assert sig.depth == dag_depth(sig.n_calls, dag)
+        assert (sig.depth == 1) == (not dag)
+        assert sig.cross_turn_edges <= len(dag)
         assert set(sig.classes) == set(task.involved_classes)
         assert bool(sig.holdout_turns) == (task.category == "miss_func")
         assert bool(sig.clarification_turns) == (task.category == "miss_param")
@@ -263,7 +360,8 @@ def test_category_twins_are_close(all_signatures: dict[str, Signature]) -> None:
     for n in range(200):
         base = all_signatures[f"multi_turn_base_{n}"]
         twin = all_signatures[f"multi_turn_miss_func_{n}"]
-        if base.edges == twin.edges and base.functions == twin.functions:
+        same_dag = base.edges == twin.edges and base.state_deps == twin.state_deps
+        if same_dag and base.functions == twin.functions:
             assert signature_distance(base, twin, STRUCTURE_WEIGHTS) == 0.0
             assert signature_distance(base, twin) <= MATCH_TOLERANCE
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from synth_fakes import ScriptedBackend
 
-from graphs.synthesis import gates
+from graphs.synthesis import gates, nodes
+from graphs.synthesis.graph import synthesize
 from graphs.synthesis.patches import error_message, patch_config
+from graphs.synthesis.state import SynthConfig
 from rods.env.reward import GroundTruthCache
 from rods.env.world import World
 from rods.signature import compute_signature
@@ -204,3 +207,96 @@ def test_patch_vehicle_fuel_and_no_rule():
     assert out is not None and out[0]["VehicleControlAPI"]["fuelLevel"] >= 25.0
     assert patch_config(config, world, call, '{"error": "Invalid ignition mode."}') is None
     assert patch_config(config, world, call, '{"engineState": "running"}') is None
+
+
+# ---------------------------------------------------------------- the final task, per category
+
+
+def _turn_text(task: Task, u: int, text: str) -> Task:
+    question = [[m.model_dump() for m in msgs] for msgs in task.question]
+    question[u] = [{"role": "user", "content": text}] if text else []
+    return _with(task, question=question)
+
+
+def test_final_check_passes_bfcl_shaped_tasks(cache):
+    # Human-written training tasks of each shape pass (BFCL-wide rates: module docstring).
+    for task_id in ("multi_turn_base_5", "multi_turn_miss_param_2", "multi_turn_miss_func_0",
+                    "multi_turn_long_context_0"):  # fmt: skip
+        assert gates.check_final(get_bfcl_task(task_id), cache) == [], task_id
+
+
+def test_final_miss_param_rejects_a_leaked_value_a_cue_and_no_supply():
+    # miss_param_2: turn 0 asks for "a document" (empty ground truth), turn 1 names 'TeamNotes.txt'.
+    task = get_bfcl_task("multi_turn_miss_param_2")
+    assert gates.check_final_miss_param(task) == []
+    # The old augment's defect: the value is still in the incomplete turn (case and quotes aside).
+    leaked = _turn_text(task, 0, "Go into document folder and draft a document called TEAMNOTES.TXT for ideas?")
+    assert gates.check_final(leaked) == ["final_miss_param_leak"]
+    cue = _turn_text(task, 0, "Go into document folder and draft a document with a name I will specify.")
+    assert gates.check_final(cue) == ["final_miss_param_cue"]
+    vague = _turn_text(task, 1, "Use the name we talked about.")
+    assert gates.check_final(vague) == ["final_miss_param_unsupplied"]
+    # Numbers count in any spelling: 5,000 in the question is the 5000 of the call.
+    gt = [[], ["withdraw_funds(amount=5000)"]]
+    money = Task.model_validate({
+        "id": "multi_turn_miss_param_xm", "involved_classes": ["TradingBot"], "initial_config": {},
+        "question": [[{"role": "user", "content": "Withdraw 5,000 from my account."}],
+                     [{"role": "user", "content": "The amount is 5000.0 dollars."}]],
+        "ground_truth": gt,
+    })  # fmt: skip
+    assert gates.check_final(money) == ["final_miss_param_leak"]
+    shapeless = _with(task, ground_truth=[["cd(folder='documents')"], *task.ground_truth[1:]])
+    assert gates.check_final(shapeless) == ["final_miss_param_shape"]
+
+
+def test_final_miss_func_rejects_a_visible_or_unused_function():
+    task = get_bfcl_task("multi_turn_miss_func_0")  # `sort` held out until turn 3
+    assert gates.check_final_miss_func(task) == []
+    named = _with(get_bfcl_task("multi_turn_miss_func_0"), missed_function={"3": ["sort", "post_tweet"]})
+    assert gates.check_final(named) == []  # post_tweet is hidden but never named: fine
+    told = _turn_text(named, 0, task.question[0][0].content + " Then use post_tweet to announce it.")
+    assert gates.check_final(told) == ["final_miss_func_visible"]
+    early = _with(task, ground_truth=[[*task.ground_truth[0], "sort(file_name='final_report.pdf')"],
+                                      *task.ground_truth[1:]])  # fmt: skip
+    assert gates.check_final(early) == ["final_miss_func_visible"]
+    unused = _with(task, missed_function={"3": ["wc"]})
+    assert gates.check_final(unused) == ["final_miss_func_unused"]
+    spoken = _turn_text(task, 3, "Now sort it.")
+    assert gates.check_final(spoken) == ["final_miss_func_shape"]
+    assert gates.check_final(_with(task, missed_function={})) == ["final_miss_func_shape"]
+
+
+def test_final_long_context_needs_long_results(cache):
+    long = get_bfcl_task("multi_turn_long_context_0")
+    assert gates.longest_result(long) > gates.longest_result(get_bfcl_task("multi_turn_base_0")) + 200
+    assert gates.check_final(long, cache) == []
+    # The old augment's defect: only the id changes, and the path reads no long result.
+    # long_context_3's ground truth reads nothing the long-context world makes longer.
+    assert gates.check_final(get_bfcl_task("multi_turn_long_context_3")) == ["final_long_context_short"]
+    assert set(gates.FINAL_REASONS) <= set(gates.REJECTION_REASONS)
+
+
+def test_graph_rejects_a_final_task_that_fails_its_category_check(monkeypatch):
+    # The augment step is replaced by one that withholds nothing: turn 0 keeps every value and
+    # the inserted turn 1 repeats one. The graph must count `final_miss_param_leak` and stage
+    # nothing; the same task with the value cut from turn 0 is accepted.
+    seed = get_bfcl_task("multi_turn_miss_param_2")
+
+    def augment(first: str):
+        def body_of(draft: Task, category: str, rng, seed_task) -> dict:
+            body = draft.model_dump(mode="json", exclude={"rods", "id"})
+            calls = body["ground_truth"][0]
+            body["question"][0] = [{"role": "user", "content": first or draft.question[0][0].content}]
+            body["ground_truth"][0] = []
+            body["question"].insert(1, [{"role": "user", "content": "It is 'TeamNotes.txt'."}])
+            body["ground_truth"].insert(1, calls)
+            return body
+
+        return body_of
+
+    monkeypatch.setattr(nodes, "augment_body", augment(""))
+    res = synthesize(seed, n_variants=1, backend=ScriptedBackend(seed), config=SynthConfig(max_attempts=1))
+    assert res.tasks == [] and res.rejections.get("final_miss_param_leak") == 1, res.rejections
+    monkeypatch.setattr(nodes, "augment_body", augment("Go into 'documents' and make me a new file."))
+    res = synthesize(seed, n_variants=1, backend=ScriptedBackend(seed), config=SynthConfig(max_attempts=1))
+    assert len(res.tasks) == 1 and res.rejections == {}, res.rejections

@@ -10,10 +10,10 @@ from synth_fakes import ScriptedBackend
 
 from graphs.synthesis import routers
 from graphs.synthesis.backend import Failure, Plan, Proposal, Usage, Verdict
-from graphs.synthesis.graph import EvalSeedError, synthesize
+from graphs.synthesis.graph import EvalSeedError, check_seed, synthesize
 from graphs.synthesis.state import SynthConfig, result_metrics
 from rods.env.calls import parse_python_call
-from rods.tasks import Task, ToolCall, category_of, get_bfcl_task, is_eval_task, split_ids
+from rods.tasks import RodsMeta, Task, ToolCall, category_of, get_bfcl_task, split_ids
 
 SEED_ID = "multi_turn_base_5"  # TwitterAPI + GorillaFileSystem, 4 turns, a training seed
 CFG = SynthConfig()
@@ -92,8 +92,43 @@ def test_eval_seed_and_bad_n_are_refused(seed):
         run(eval_seed, ScriptedBackend(eval_seed))
     with pytest.raises(ValueError, match="n_variants"):
         run(seed, ScriptedBackend(seed), n=0)
-    descendant = seed.model_copy(update={"rods": seed.rods})
-    assert not is_eval_task(descendant.id)
+
+
+def test_a_descendant_of_an_evaluation_task_is_refused(seed):
+    """A task whose own id is not held out, but whose lineage starts at a held-out task."""
+    eval_id = sorted(split_ids("eval"))[0]
+    meta = RodsMeta(origin="synthetic", parent_id=eval_id, root_id=eval_id, generation=1)
+    child = seed.model_copy(update={"id": "multi_turn_base_x0e1", "rods": meta})
+    backend = ScriptedBackend(child)
+    with pytest.raises(EvalSeedError, match=eval_id):
+        run(child, backend)
+    assert backend.calls == {}  # refused before any backend call
+    trained = meta.model_copy(update={"parent_id": SEED_ID, "root_id": SEED_ID})
+    check_seed(seed.model_copy(update={"id": "multi_turn_base_x0e2", "rods": trained}))  # passes
+
+
+def _held_out_base_task() -> Task:
+    """The first held-out base task whose turns all call 1–3 functions (a plannable seed)."""
+    for task_id in sorted(split_ids("eval")):
+        task = get_bfcl_task(task_id)
+        if category_of(task_id) == "base" and all(1 <= len(t) <= 3 for t in task.ground_truth):
+            return task
+    raise AssertionError("no held-out base task to copy")
+
+
+def test_a_copy_of_an_evaluation_task_under_another_id_is_rejected():
+    """The id guard cannot see a held-out task's content under a training-looking id; the
+    contamination gate must: every imitation of it is rejected as an evaluation duplicate."""
+    held_out = _held_out_base_task()
+    copy = held_out.model_copy(update={"id": "multi_turn_base_x0e3"})
+    check_seed(copy)  # passes: neither its id nor a root is held out
+    user_turns = [" ".join(m.content for m in turn if m.role == "user") for turn in copy.question]
+    backend = ScriptedBackend(copy, queries=[Proposal(user_turns)])
+    res = run(copy, backend)
+    assert res.tasks == []
+    assert res.rejections.get("eval_duplicate", 0) == res.attempts > 0
+    off = run(copy, ScriptedBackend(copy, queries=[Proposal(user_turns)]), contamination_guard=False)
+    assert "eval_duplicate" not in off.rejections  # the rejections above are the guard's
 
 
 def test_plan_parse_retries_are_bounded_and_counted(seed):

@@ -98,7 +98,13 @@ class MultiTurnEngine(ABC):
         rows = []
         prompt: list[int] | None = None
         for _ in range(group_size):
-            ep = Episode(task, self.cache, max_steps_per_turn=self.settings.max_steps_per_turn)
+            ep = Episode(
+                task,
+                self.cache,
+                max_steps_per_turn=self.settings.max_steps_per_turn,
+                protocol=self.settings.protocol,  # type: ignore[arg-type]
+                hints=self.settings.env_hints,
+            )
             tools = openai_tools(ep.tools())
             opening = ep.opening()
             if prompt is None:

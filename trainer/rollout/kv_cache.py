@@ -7,9 +7,38 @@ place the trainer depends on transformers internals; used by the hf engine only.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import torch
+
+if TYPE_CHECKING:  # annotations only: transformers is imported lazily (~2 s)
+    from transformers.cache_utils import CacheLayerMixin, LinearAttentionCacheLayerMixin
+
+
+class _KV(Protocol):
+    keys: torch.Tensor | None  # None until the layer is initialized (transformers' typing)
+    values: torch.Tensor | None
+
+
+class _Layer(_KV, Protocol):
+    """What `BatchCache` uses of its layers (all `GrowingLayer`s, a class made at run time)."""
+
+    is_initialized: bool
+
+    def keep_rows(self, idx: list[int]) -> None: ...
+
+    def assign(self, keys: torch.Tensor, values: torch.Tensor) -> None: ...
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+def _tensors(layer: _KV) -> tuple[torch.Tensor, torch.Tensor]:
+    """An initialized layer's keys and values."""
+    if layer.keys is None or layer.values is None:
+        raise RuntimeError("the cache layer is not initialized")
+    return layer.keys, layer.values
 
 
 def _growing_layer_class() -> type:
@@ -22,57 +51,68 @@ def _growing_layer_class() -> type:
         _buf_k: torch.Tensor | None = None
         _buf_v: torch.Tensor | None = None
 
-        def update(self, key_states, value_states, *args, **kwargs):  # noqa: ANN001, ANN202
+        def update(
+            self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+        ) -> tuple[torch.Tensor, torch.Tensor]:
             if not self.is_initialized:
                 self.lazy_initialization(key_states, value_states)
-            n_old = self.keys.shape[-2] if self.keys.numel() else 0
+            keys, values = _tensors(self)
+            n_old = keys.shape[-2] if keys.numel() else 0
             n_new = n_old + key_states.shape[-2]
-            buf = self._buf_k
+            buf_k, buf_v = self._buf_k, self._buf_v
             if (
-                buf is None
-                or buf.shape[-2] < n_new
-                or buf.shape[0] != key_states.shape[0]
-                or (n_old and self.keys.data_ptr() != buf.data_ptr())  # replaced by select/compact
+                buf_k is None
+                or buf_v is None
+                or buf_k.shape[-2] < n_new
+                or buf_k.shape[0] != key_states.shape[0]
+                or (n_old and keys.data_ptr() != buf_k.data_ptr())  # replaced by select/compact
             ):
                 N, H, _, D = key_states.shape
                 cap = max(2 * n_new, 256)
-                self._buf_k = key_states.new_empty((N, H, cap, D))
-                self._buf_v = value_states.new_empty((N, H, cap, D))
+                buf_k = key_states.new_empty((N, H, cap, D))
+                buf_v = value_states.new_empty((N, H, cap, D))
                 if n_old:
-                    self._buf_k[:, :, :n_old] = self.keys
-                    self._buf_v[:, :, :n_old] = self.values
-            self._buf_k[:, :, n_old:n_new] = key_states
-            self._buf_v[:, :, n_old:n_new] = value_states
-            self.keys = self._buf_k[:, :, :n_new]
-            self.values = self._buf_v[:, :, :n_new]
+                    buf_k[:, :, :n_old] = keys
+                    buf_v[:, :, :n_old] = values
+                self._buf_k, self._buf_v = buf_k, buf_v
+            buf_k[:, :, n_old:n_new] = key_states
+            buf_v[:, :, n_old:n_new] = value_states
+            self.keys, self.values = buf_k[:, :, :n_new], buf_v[:, :, :n_new]
             return self.keys, self.values
 
         def keep_rows(self, idx: list[int]) -> None:
             """Keep rows `idx` (ascending) by moving them down in place: no new buffer, and
             each moved row is copied once (`batch_select_indices` gathers into a new tensor,
             which the next `update` then copies into a new buffer)."""
-            if self._buf_k is None or self.keys.data_ptr() != self._buf_k.data_ptr():
-                t = torch.tensor(idx, dtype=torch.long, device=self.keys.device)
+            keys, _ = _tensors(self)
+            buf_k, buf_v = self._buf_k, self._buf_v
+            if buf_k is None or buf_v is None or keys.data_ptr() != buf_k.data_ptr():
+                t = torch.tensor(idx, dtype=torch.long, device=keys.device)
                 self.batch_select_indices(t)
                 return
-            K = self.keys.shape[-2]
+            K = keys.shape[-2]
             for j, i in enumerate(idx):
                 if i != j:
-                    self._buf_k[j, :, :K].copy_(self._buf_k[i, :, :K])
-                    self._buf_v[j, :, :K].copy_(self._buf_v[i, :, :K])
-            self._buf_k, self._buf_v = self._buf_k[: len(idx)], self._buf_v[: len(idx)]
+                    buf_k[j, :, :K].copy_(buf_k[i, :, :K])
+                    buf_v[j, :, :K].copy_(buf_v[i, :, :K])
+            self._buf_k, self._buf_v = buf_k[: len(idx)], buf_v[: len(idx)]
             self.keys, self.values = self._buf_k[:, :, :K], self._buf_v[:, :, :K]
 
         def assign(self, keys: torch.Tensor, values: torch.Tensor) -> None:
             """Replace the contents, writing into the current buffer when they fit."""
-            buf = self._buf_k
-            if buf is None or buf.shape[0] != keys.shape[0] or buf.shape[-2] < keys.shape[-2]:
+            buf_k, buf_v = self._buf_k, self._buf_v
+            if (
+                buf_k is None
+                or buf_v is None
+                or buf_k.shape[0] != keys.shape[0]
+                or buf_k.shape[-2] < keys.shape[-2]
+            ):
                 self.keys, self.values = keys, values  # the next `update` makes a new buffer
                 return
             K = keys.shape[-2]
-            self._buf_k[:, :, :K].copy_(keys)
-            self._buf_v[:, :, :K].copy_(values)
-            self.keys, self.values = self._buf_k[:, :, :K], self._buf_v[:, :, :K]
+            buf_k[:, :, :K].copy_(keys)
+            buf_v[:, :, :K].copy_(values)
+            self.keys, self.values = buf_k[:, :, :K], buf_v[:, :, :K]
 
     return GrowingLayer
 
@@ -93,11 +133,16 @@ class BatchCache:
         takes = "logits_to_keep" in inspect.signature(model.forward).parameters
         self.last_logits_only = {"logits_to_keep": 1} if takes else {}
 
+    def _layers(self) -> list[_Layer]:
+        # every layer is a GrowingLayer (the class the cache replicates), which is made at run
+        # time because transformers is imported lazily: mypy cannot name it
+        return cast("list[_Layer]", self.kv.layers)
+
     def select(self, idx: list[int]) -> None:
         """Keep only these rows (strictly ascending indices), moved down in place."""
         if len(idx) == self.keep_N_K.shape[0]:
             return
-        for layer in self.kv.layers:
+        for layer in self._layers():
             if layer.is_initialized:
                 layer.keep_rows(idx)
         self.keep_N_K = self.keep_N_K[torch.tensor(idx, dtype=torch.long, device=self.device)]
@@ -118,8 +163,8 @@ class BatchCache:
         take_N_Kn = (slot_K[None, :] - offset_N[:, None]).clamp(min=0)
         src_N_Kn = order_N_K.gather(1, take_N_Kn)
         new_keep_N_Kn = slot_K[None, :] >= offset_N[:, None]
-        for layer in self.kv.layers:
-            if getattr(layer, "keys", None) is None or layer.keys.numel() == 0:
+        for layer in self._layers():
+            if layer.keys is None or layer.values is None or layer.keys.numel() == 0:
                 continue
             _, H, _, D = layer.keys.shape
             index = src_N_Kn[:, None, :, None].expand(N, H, K_new, D)
@@ -170,11 +215,12 @@ class BatchCache:
 
             idx_n = torch.tensor(rows, dtype=torch.long, device=self.device)
             keep_n_K = self.keep_N_K[idx_n]
-            layers = []
-            for main in self.kv.layers:
+            layers: list[CacheLayerMixin | LinearAttentionCacheLayerMixin] = []
+            for main in self._layers():
+                keys, values = _tensors(main)
                 layer = DynamicLayer()
-                layer.lazy_initialization(main.keys, main.values)
-                layer.keys, layer.values = main.keys[idx_n], main.values[idx_n]
+                layer.lazy_initialization(keys, values)
+                layer.keys, layer.values = keys[idx_n], values[idx_n]
                 layers.append(layer)
             kv = Cache(layers=layers)
         k_old = keep_n_K.shape[1]
@@ -203,7 +249,7 @@ class BatchCache:
             new_N_L = torch.zeros((N, L), dtype=torch.bool, device=self.device)
             new_N_L[idx_n] = new_n_L
             self.keep_N_K = torch.cat([self.keep_N_K, new_N_L], dim=1)
-            for main, sub in zip(self.kv.layers, out.past_key_values.layers, strict=True):
+            for main, sub in zip(self._layers(), out.past_key_values.layers, strict=True):
                 k_n, v_n = sub.keys[:, :, -L:], sub.values[:, :, -L:]  # n, H, L, D
                 k_N = k_n.new_zeros((N, *k_n.shape[1:]))
                 v_N = v_n.new_zeros((N, *v_n.shape[1:]))

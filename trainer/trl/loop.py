@@ -138,8 +138,7 @@ def _metrics_callback(reward: ProgressReward, log: MetricsLog | None, source: An
                 return
             ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if ckpt.is_dir():
-                pos = {"epoch_started": source._epoch_started, "epoch_len": source._epoch_len}
-                (ckpt / STATE_FILE).write_text(json.dumps(pos))
+                (ckpt / STATE_FILE).write_text(json.dumps(source.state()))
 
     return MetricsWriter()
 
@@ -165,11 +164,15 @@ def build_trainer(
 
     from rods.store.buffer import RedisBuffer
     from rods.store.connection import connect
-    from trainer.loop import _policy_source, make_source, resolve_device, training_tasks
+    from trainer.loop import (
+        _policy_source,
+        make_source,
+        resolve_device,
+        run_settings,
+        training_tasks,
+    )
 
-    if cfg.loop.mode != "rods":
-        raise ConfigError("--trainer trl runs the rods mode (buffer + detector); use --trainer native for static")
-    settings = settings or Settings()
+    settings = run_settings(cfg, settings or Settings())  # with the run's [pool] overrides
     device = resolve_device(cfg.policy.device)
     # TRL's config sets up the process group (gloo on CPU); the launchers export WORLD_SIZE
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -187,10 +190,10 @@ def build_trainer(
     batches = StepBatches(r, None, run, cfg.rollout.tasks_per_step, cfg.policy.seed)
     if state.is_main_process:
         (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
-        source = make_source(cfg, run_dir, settings, training_tasks(cfg))  # loads the seeds if needed
+        source = make_source(cfg, run_dir, settings, training_tasks(cfg))  # loads the seeds if needed;
+        # the mode (rods / uniform / static) decides only what it publishes
         if resume and (resume / STATE_FILE).exists():
-            pos = json.loads((resume / STATE_FILE).read_text())
-            source._epoch_started, source._epoch_len = pos["epoch_started"], pos["epoch_len"]
+            source.restore(json.loads((resume / STATE_FILE).read_text()))
         if resume is None:
             batches.clear()  # a fresh run decides its batches anew
         _policy_source(cfg, run_dir)  # builds the tiny model once, before the others read it

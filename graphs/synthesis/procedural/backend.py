@@ -2,9 +2,9 @@
 
 - `plan`: skill-aligned resampling over the classes' API graphs (`planner.py`).
 - `arguments`: state-grounded samplers for every function of the 8 classes (`samplers.py`).
-- `queries`: one user turn per planned turn, each clause from a per-function phrase template
-  (`templates.py`), joined with varied connectives; values from earlier results are referred to
-  by their source (`render.py`).
+- `queries`: one user turn per planned turn (`writer.py`): goals, with setup steps left
+  implicit, clauses from per-function phrase templates (`templates.py`, `phrasing.py`), varied
+  frames and joins; values from earlier results are referred to by their source (`render.py`).
 - `judge`: none (value None), so the graph's deterministic gates are the only critique;
   `repair` therefore never has a verdict to act on and answers `query_gen_failed`.
 
@@ -12,9 +12,6 @@ Stateless and thread-safe: everything per call lives in the context objects.
 """
 
 from __future__ import annotations
-
-import random
-import re
 
 from graphs.synthesis.backend import (
     ArgContext,
@@ -24,66 +21,11 @@ from graphs.synthesis.backend import (
     QueryContext,
     Verdict,
 )
-from graphs.synthesis.procedural.flow import Flow
+from graphs.synthesis.procedural.mined import scenario
 from graphs.synthesis.procedural.planner import propose
-from graphs.synthesis.procedural.render import Args
 from graphs.synthesis.procedural.samplers import sample_arguments
-from graphs.synthesis.procedural.templates import TEMPLATES
-from rods.tasks import Task, ToolCall
-
-_ASIDE_RE = re.compile(r" \(my access token is '[^']*'\)")
-_FIRST_OPENERS = ("", "Hi! ", "Hello there. ", "I need a hand with something. ")
-_LATER_OPENERS = ("Next, ", "After that, ", "Now ", "Also, ", "One more thing: ", "Thanks. Now ")
-_ONE = ("Could you {0}?", "Please {0}.", "I'd like you to {0}.", "Would you {0}?")
-_TWO = (
-    "Could you {0}, and then {1}?",
-    "Please {0} and {1}.",
-    "I'd like you to {0}; after that, {1}.",
-)
-_THREE = (
-    "Please {0}, then {1}, and finally {2}.",
-    "Could you {0}, {1}, and then {2}?",
-    "I'd like you to {0}; next, {1}; and last, {2}.",
-)
-
-
-def clause(call: ToolCall, flow: Flow, rng: random.Random) -> str:
-    """One call as an imperative clause (raises KeyError for a function without a template)."""
-    variants = TEMPLATES[call.name]
-    return variants[rng.randrange(len(variants))](Args(call, flow, rng))
-
-
-def turn_query(clauses: list[str], first: bool, rng: random.Random) -> str:
-    forms = (_ONE, _TWO, _THREE)[min(len(clauses), 3) - 1]
-    if len(clauses) > 3:  # never planned (≤ 3 calls a turn), kept total for safety
-        clauses = [", ".join(clauses[:-2]), clauses[-2], clauses[-1]]
-    body = rng.choice(forms).format(*clauses)
-    opener = rng.choice(_FIRST_OPENERS if first else _LATER_OPENERS)
-    if opener.endswith((", ", ": ", "Now ")) and not body.startswith("I'"):
-        body = body[0].lower() + body[1:]
-    return opener + body
-
-
-def write_queries(
-    calls_per_turn: tuple[tuple[ToolCall, ...], ...],
-    results_per_turn: tuple[tuple[str, ...], ...],
-    rng: random.Random,
-) -> list[str]:
-    earlier: list[tuple[ToolCall, str]] = []
-    out = []
-    for u, (calls, results) in enumerate(zip(calls_per_turn, results_per_turn, strict=True)):
-        clauses = []
-        said: set[str] = set()
-        for call, result in zip(calls, results, strict=True):
-            text = clause(call, Flow(earlier), rng)
-            for aside in _ASIDE_RE.findall(text):  # say a credential once per turn
-                if aside in said:
-                    text = text.replace(aside, "")
-                said.add(aside)
-            clauses.append(text)
-            earlier.append((call, result))
-        out.append(turn_query(clauses, u == 0, rng) if clauses else "")
-    return out
+from graphs.synthesis.procedural.writer import write_queries
+from rods.tasks import Task
 
 
 class ProceduralBackend:
@@ -107,7 +49,10 @@ class ProceduralBackend:
         if not ctx.calls_per_turn:
             return Proposal(failure=Failure("no_prompts", "no executed turns"))
         try:
-            queries = write_queries(ctx.calls_per_turn, ctx.results_per_turn, ctx.rng)
+            root = ctx.seed.rods.root_id if ctx.seed.rods and ctx.seed.rods.root_id else ctx.seed.id
+            queries = write_queries(
+                ctx.calls_per_turn, ctx.results_per_turn, ctx.rng, avoid=scenario(root)
+            )
         except KeyError as e:
             return Proposal(failure=Failure("query_gen_failed", f"no template for {e}"))
         if any(not q for q in queries):

@@ -8,12 +8,20 @@ samplers the execute stage uses, and executes them; a draw that errors is undone
 function is tried. So a plan is feasible in the seed's state at least once, not just plausible.
 
 Several candidate walks are made and the one whose predicted signature is closest to the seed's
-(`rods.signature.signature_distance`, structure weights) wins. The prediction takes a data-flow
-edge wherever an argument takes a value an earlier result offered (`flow.Flow`): exactly the
-values the query writer refers to indirectly, so the final task's signature matches it.
+(`rods.signature.signature_distance`, structure weights) wins; the prediction (data flow and
+state dependencies) is `predict.py`'s. Walking stops early once a walk is close enough, or
+when a dozen walks came nowhere near the seed (more rarely help, and cost most of a run).
 
-Shape: 2–5 turns (the seed's turns with calls, clamped), 1–3 calls per turn (the seed's counts,
-clamped; enablers may raise a turn to 3), one class per turn, alternating for multi-class seeds.
+Shape: 2–6 turns (the seed's turns with calls, clamped: every training seed has at most 6), 1–4
+calls per turn (the seed's counts, clamped; enablers may raise a turn to 4), one class per turn,
+in the order the seed's turns use them (one user's story moving between apps as the seed's does),
+and a world of its own: the seed's config with its values redrawn (`world.vary_config`).
+
+long_context seeds: the walk must read long results — replayed in the simulators' long-context
+mode, its longest result must be more than `LONG_GAIN` characters longer than in the base mode
+(the final check, `gates.check_final`; BFCL's own long_context tasks pass it in 85 of 100).
+Functions whose results grow in that mode are favoured, and a walk without the gain loses to any
+walk with it.
 """
 
 from __future__ import annotations
@@ -36,14 +44,39 @@ from graphs.synthesis.procedural.apigraph import (
     shut_gates,
 )
 from graphs.synthesis.procedural.flow import Flow
+from graphs.synthesis.procedural.predict import (
+    FlowEdges,
+    lower_bound,
+    predict_signature,
+)
 from graphs.synthesis.procedural.samplers import sample_arguments
+from graphs.synthesis.procedural.world import vary_config
 from rods.env.world import World, WorldTemplate
-from rods.signature import STRUCTURE_WEIGHTS, dag_depth, signature_distance, topology_of
+from rods.signature import (
+    STRUCTURE_WEIGHTS,
+    signature_distance,
+)
 from rods.tasks import Signature, Task, ToolCall, function_docs
 
-MIN_TURNS, MAX_TURNS, MAX_CALLS = 2, 5, 3
-N_CANDIDATES = 40  # at most this many walks per plan() call; the closest to the seed wins
-GOOD_ENOUGH = 0.08  # stop walking once a candidate is this close (the gate's tolerance is 0.15)
+MIN_TURNS, MAX_TURNS, MAX_CALLS = 2, 6, 4
+LONG_GAIN = 200  # characters a long_context walk's results must gain in long-context mode
+# Functions whose results grow in the simulators' long-context mode (read off bfcl-eval's
+# `if self.long_context` branches and the extended file contents, listings, cards and bookings).
+LONG_READERS = frozenset(
+    {
+        "ls", "cat", "grep", "sort", "tail", "wc", "du", "find",
+        "get_available_stocks", "get_order_details", "get_stock_info", "get_transaction_history",
+        "get_watchlist", "get_order_history",
+        "book_flight", "get_flight_cost", "get_all_credit_cards", "get_booking_history",
+        "activateParkingBrake", "check_tire_pressure", "displayCarStatus", "estimate_distance",
+        "get_outside_temperature_from_google",
+    }
+)  # fmt: skip
+LONG_CLASSES = frozenset({"GorillaFileSystem", "TradingBot", "TravelAPI", "VehicleControlAPI"})
+N_CANDIDATES = 24  # at most this many walks per plan() call; the closest to the seed wins
+GOOD_ENOUGH = 0.1  # stop walking once a candidate is this close (the gate's tolerance is 0.15)
+EARLY, CLOSE_ENOUGH = 4, 0.13  # after this many walks, stop at a candidate this close
+GIVE_UP_AFTER, GIVE_UP_ABOVE = 12, 0.2  # after this many walks, stop when none is this close
 _TRIES_PER_SLOT = 8  # functions tried for one slot before the turn is closed short
 
 
@@ -86,78 +119,6 @@ def _expand(function: str, world: World, depth: int = 0) -> list[str] | None:
     return seq + [function]
 
 
-def _leaves(value: Any) -> list[Any]:
-    if isinstance(value, dict):
-        return [x for v in value.values() for x in _leaves(v)]
-    if isinstance(value, list | tuple):
-        return [x for v in value for x in _leaves(v)]
-    return [value]
-
-
-def _key(value: Any) -> Any:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return round(float(value), 6)
-    return str(value).lower()
-
-
-class FlowEdges:
-    """`flow_edges` of a growing list of calls, one call at a time (a walk's earlier calls).
-
-    The walk weighs every slot by the edges and offers of the calls so far; growing them with
-    each accepted call instead of recomputing them per slot keeps a walk linear in its calls.
-    """
-
-    def __init__(self) -> None:
-        self.flow = Flow([])  # the offers of the calls added so far
-        self.edges: set[tuple[int, int]] = set()
-        self.fed: Counter[int] = Counter()  # out-degree of each call so far
-        self._said: set[Any] = set()
-
-    def add(self, call: ToolCall, result: str) -> None:
-        j = len(self.flow.calls)
-        for leaf in _leaves(call.arguments):
-            if isinstance(leaf, bool) or leaf is None:
-                continue
-            offer = self.flow.source(leaf)
-            if offer is not None and _key(leaf) not in self._said:
-                if (offer.call, j) not in self.edges:
-                    self.edges.add((offer.call, j))
-                    self.fed[offer.call] += 1
-            elif offer is None:
-                self._said.add(_key(leaf))
-        self.flow.add(call, result)
-
-
-def flow_edges(calls: list[tuple[ToolCall, str]]) -> list[tuple[int, int]]:
-    """Edges (i, j) where call j takes a value call i's result offered (the latest such i).
-
-    A value the user already said in an earlier turn (an argument that did not flow) is not an
-    edge: the signature tracer finds it in the user's text first.
-    """
-    tracker = FlowEdges()
-    for call, result in calls:
-        tracker.add(call, result)
-    return sorted(tracker.edges)
-
-
-def predict_signature(
-    classes: tuple[str, ...], turns: list[list[tuple[ToolCall, str]]]
-) -> Signature:
-    flat = [c for t in turns for c in t]
-    turn_of = [u for u, t in enumerate(turns) for _ in t]
-    edges = flow_edges(flat)
-    return Signature(
-        classes=tuple(sorted(classes)),
-        functions=tuple(sorted({c.name for c, _ in flat})),
-        calls_per_turn=tuple(len(t) for t in turns),
-        n_calls=len(flat),
-        edges=tuple(edges),
-        depth=dag_depth(len(flat), edges),
-        topology=topology_of(edges),
-        cross_turn_edges=sum(turn_of[i] != turn_of[j] for i, j in edges),
-    )
-
-
 def _weights(
     names: list[str],
     world: World,
@@ -166,6 +127,7 @@ def _weights(
     want_flow: bool,
     last_turn: bool,
     topology: str = "independent",
+    want_long: bool = False,
 ) -> list[float]:
     flow, fed = earlier.flow, earlier.fed  # fed: out-degree of each earlier call so far
     used = {c.name for c in flow.calls}
@@ -200,6 +162,8 @@ def _weights(
                 w *= 0.4
             if f in CLOSERS:
                 w *= 0.3
+            if want_long and f in LONG_READERS:
+                w *= 3.0
         out.append(w)
     return out
 
@@ -307,6 +271,7 @@ def walk(
     want_flow: bool,
     rng: random.Random,
     topology: str = "independent",
+    want_long: bool = False,
 ) -> list[list[tuple[ToolCall, str]]] | None:
     docs = function_docs()
     world = template.fresh()
@@ -322,7 +287,7 @@ def walk(
             if len(turn) >= target:
                 break
             weights = _weights(
-                names, world, tracker, turn, want_flow, u == len(targets) - 1, topology
+                names, world, tracker, turn, want_flow, u == len(targets) - 1, topology, want_long
             )
             weights = [0.0 if n in banned else w for n, w in zip(names, weights, strict=True)]
             f = _draw(names, weights, rng)
@@ -350,50 +315,121 @@ def walk(
     return turns
 
 
-def propose(ctx: PlanContext) -> Plan | Failure:
-    """The best of `N_CANDIDATES` walks, as a `Plan` (its notes give the predicted shape)."""
-    classes = tuple(c for c in ctx.classes if c in function_docs())
-    if not classes:
-        return Failure("func_sample_failed", "the seed has no known classes")
+def seed_turn_classes(seed: Task, classes: tuple[str, ...]) -> list[str]:
+    """The class each of the seed's turns with calls mostly uses, in order (its story's path)."""
+    owner = {d["name"]: cls for cls in classes for d in function_docs().get(cls, [])}
+    out = []
+    for sources in seed.ground_truth:
+        names = [n for n in _call_names(sources) if n in owner]
+        if names:
+            out.append(Counter(owner[n] for n in names).most_common(1)[0][0])
+    return out
+
+
+def _call_names(sources: list[str]) -> list[str]:
+    return [s.split("(", 1)[0].strip() for s in sources if "(" in s]
+
+
+def story_classes(seed_path: list[str], classes: tuple[str, ...], n_turns: int, k: int) -> list[str]:
+    """Candidate k's class per turn: the seed's path (stretched or cut to n_turns); every
+    fourth candidate alternates the classes instead, as a fallback when the path does not walk."""
+    if not seed_path or k % 4 == 3:
+        return turn_classes(classes, n_turns, k)
+    return [seed_path[min(len(seed_path) - 1, u * len(seed_path) // n_turns)] for u in range(n_turns)]
+
+
+def long_gain(classes: list[str], config: dict[str, Any], turns: list[list[tuple[ToolCall, str]]]) -> int:
+    """Characters the walk's longest result gains when replayed in long-context mode."""
+    shell = Task(
+        id="multi_turn_long_context_plan",
+        question=[],
+        initial_config=config,
+        involved_classes=classes,
+        ground_truth=[],
+    )
+    world = World.load(shell)
+    calls = [c for t in turns for c in t]
+    longest = max((len(world.execute(call).text) for call, _ in calls), default=0)
+    return longest - max((len(text) for _, text in calls), default=0)
+
+
+def _world_template(seed: Task, config: dict[str, Any]) -> WorldTemplate:
     # The execute stage runs a base-shaped draft (augment adds long context later), so plan in
-    # the same world: the seed's config loaded without the long-context extensions.
+    # the same world: the config loaded without the long-context extensions.
     shell = Task(
         id="multi_turn_base_plan",
         question=[],
-        initial_config=ctx.seed.initial_config,
-        involved_classes=list(ctx.seed.involved_classes),
+        initial_config=config,
+        involved_classes=list(seed.involved_classes),
         ground_truth=[],
     )
+    return WorldTemplate(shell)
+
+
+def propose(ctx: PlanContext) -> Plan | Failure:
+    """The best of `N_CANDIDATES` walks, as a `Plan` in a world of its own (notes: its shape)."""
+    classes = tuple(c for c in ctx.classes if c in function_docs())
+    if not classes:
+        return Failure("func_sample_failed", "the seed has no known classes")
+    # the world's own rng mixes in the seed's id: runs of different seeds with the same rng seed
+    # (the CLI's default) must not draw the same names for their worlds
+    world_rng = random.Random(f"{ctx.seed.id}/{ctx.rng.getrandbits(64)}")
+    config = vary_config(ctx.seed.initial_config, list(ctx.seed.involved_classes), world_rng)
     try:
-        template = WorldTemplate(shell)
-    except Exception as e:  # noqa: BLE001 - a seed whose state does not load is data
-        return Failure("func_sample_failed", f"the seed's world does not load: {e!r}")
+        template = _world_template(ctx.seed, config)
+    except Exception:  # noqa: BLE001 - a varied world that does not load: plan in the seed's
+        config = ctx.seed.initial_config
+        try:
+            template = _world_template(ctx.seed, config)
+        except Exception as e:  # noqa: BLE001 - a seed whose state does not load is data
+            return Failure("func_sample_failed", f"the seed's world does not load: {e!r}")
     sig = ctx.seed_signature
     targets = _targets(sig)
     want_flow = sig.depth >= 2
+    want_long = ctx.seed.category == "long_context" and bool(LONG_CLASSES & set(classes))
+    path = seed_turn_classes(ctx.seed, classes)
     best: Walk | None = None
+    best_score = float("inf")
+    initial: dict[str, Any] = {}  # the world's state atoms, computed once for all walks
     for k in range(N_CANDIDATES):
-        offset = (ctx.attempt + k) % len(classes)
+        if k >= GIVE_UP_AFTER and best_score > GIVE_UP_ABOVE:
+            break  # a seed no walk comes near: more walks rarely get within the gate's tolerance
         turns = walk(
             template,
-            turn_classes(classes, len(targets), offset),
+            story_classes(path, classes, len(targets), ctx.attempt + k),
             targets,
             want_flow,
             ctx.rng,
             sig.topology,
+            want_long,
         )
         if turns is None:
             continue
-        predicted = predict_signature(tuple(ctx.seed.involved_classes), turns)
+        rough = predict_signature(tuple(ctx.seed.involved_classes), turns)
+        if lower_bound(rough, sig) >= best_score:
+            continue  # cannot win whatever its state dependencies: skip replaying it
+        predicted = predict_signature(tuple(ctx.seed.involved_classes), turns, template, initial)
         candidate = Walk(turns, predicted, signature_distance(predicted, sig, STRUCTURE_WEIGHTS))
-        if best is None or candidate.distance < best.distance:
-            best = candidate
-        if best.distance <= GOOD_ENOUGH:
+        score = candidate.distance
+        if score >= best_score:
+            continue
+        if want_long and long_gain(list(ctx.seed.involved_classes), config, turns) <= LONG_GAIN:
+            score += 1.0  # any walk that reads long results beats one that does not
+            if score >= best_score:
+                continue
+        best, best_score = candidate, score
+        if best_score <= GOOD_ENOUGH or (k >= EARLY and best_score <= CLOSE_ENOUGH):
             break
     if best is None:
         return Failure(
-            "func_sample_failed", "no walk over the API graph executed in the seed's state"
+            "func_sample_failed", "no walk over the API graph executed in the variant's world"
         )
+    if want_long and best_score > 1.0:
+        return Failure("func_sample_failed", "no walk read long results in long-context mode")
     s = best.signature
     notes = f"predicted topology={s.topology} depth={s.depth} cross_turn={s.cross_turn_edges} distance={best.distance:.3f}"
-    return Plan(turns=tuple(tuple(c.name for c, _ in t) for t in best.turns), notes=notes)
+    return Plan(
+        turns=tuple(tuple(c.name for c, _ in t) for t in best.turns),
+        notes=notes,
+        initial_config=config,
+    )

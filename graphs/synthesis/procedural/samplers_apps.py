@@ -9,51 +9,26 @@ an order or a withdrawal can go through.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from typing import Any
 
+from graphs.synthesis.procedural import pools
 from graphs.synthesis.procedural.scope import NoArgs, Scope
 
 _MSG, _TW, _TK = "MessageAPI", "TwitterAPI", "TicketAPI"
-_NEW_CONTACTS = ("Eve", "Frank", "Grace", "Henry", "Isabel", "Jonas", "Kira", "Leo")
-_MESSAGES = (
-    "Can we move our meeting to 3 PM?",
-    "The report is ready for review.",
-    "Please send me the latest figures.",
-    "Thanks for your help today!",
-    "Are you joining the call tomorrow?",
-)
-_TWEETS = (
-    "Excited to share our latest project update!",
-    "Great day at the conference, learned a lot.",
-    "Weekend road trip plans are coming together.",
-    "Just finished a big milestone at work.",
-)
-_TAGS = ("#update", "#work", "#travel", "#tech", "#news", "#weekend")
-_HANDLES = ("alice", "bob", "charlie", "dana", "tech_guru", "travel_buff", "news_daily")
-_TICKET_TITLES = (
-    "Login issue",
-    "Billing discrepancy",
-    "App crash on startup",
-    "Slow network",
-    "Account access problem",
-    "Printer not working",
-)
-_DESCRIPTIONS = (
-    "The problem started this morning and blocks my work.",
-    "Happens every time I try; please investigate.",
-    "Needs attention before the end of the week.",
-)
-_RESOLUTIONS = (
-    "Issue fixed after a restart.",
-    "Resolved by updating the settings.",
-    "Duplicate of an earlier report.",
-)
-LOGINS = (("jsmith", "pass1234"), ("mlee", "secure!2024"), ("admin_user", "admin_pw"))
-
-
-def _text(s: Scope, pool: tuple[str, ...]) -> str:
+def _text(s: Scope, draw: Callable[[random.Random], str]) -> str:
     flowed = s.flowed("text", lambda t: isinstance(t, str) and len(t) <= 200)
-    return flowed if flowed is not None else s.pick(pool)
+    return flowed if flowed is not None else draw(s.rng)
+
+
+def login(s: Scope) -> tuple[str, str]:
+    """A fresh user name and password (logins of these simulators accept any pair)."""
+    return pools.username(s.rng), pools.password(s.rng)
+
+
+def _handles(s: Scope, n: int) -> list[str]:
+    return [pools.username(s.rng) for _ in range(n)]
 
 
 # ---------------------------------------------------------------- MessageAPI
@@ -89,7 +64,7 @@ def message_get_login_status(s: Scope) -> dict[str, Any]:
 
 
 def send_message(s: Scope) -> dict[str, Any]:
-    return {"receiver_id": _other_user(s), "message": _text(s, _MESSAGES)}
+    return {"receiver_id": _other_user(s), "message": _text(s, pools.short_text)}
 
 
 def delete_message(s: Scope) -> dict[str, Any]:
@@ -111,7 +86,7 @@ def add_contact(s: Scope) -> dict[str, Any]:
     if f"USR{str(api.user_count + 1).zfill(3)}" in api.user_map.values():
         raise NoArgs("the simulator would hand out an id that is taken (user_count is stale)")
     taken = set(api.user_map)
-    return {"user_name": s.pick([n for n in _NEW_CONTACTS if n not in taken], "new contact name")}
+    return {"user_name": s.pick([n for n in pools.FIRST if n not in taken], "new contact name")}
 
 
 def search_messages(s: Scope) -> dict[str, Any]:
@@ -146,11 +121,11 @@ def posting_get_login_status(s: Scope) -> dict[str, Any]:
 
 
 def post_tweet(s: Scope) -> dict[str, Any]:
-    args: dict[str, Any] = {"content": _text(s, _TWEETS)}
+    args: dict[str, Any] = {"content": _text(s, pools.short_text)}
     if s.chance(0.5):
-        args["tags"] = s.rng.sample(_TAGS, s.rng.randint(1, 2))
+        args["tags"] = pools.tags(s.rng)
     if s.chance(0.3):
-        args["mentions"] = s.rng.sample(_HANDLES, 1)
+        args["mentions"] = _handles(s, 1)
     return args
 
 
@@ -174,14 +149,14 @@ def comment(s: Scope) -> dict[str, Any]:
 def mention(s: Scope) -> dict[str, Any]:
     return {
         "tweet_id": _tweet_id(s),
-        "mentioned_usernames": s.rng.sample(_HANDLES, s.rng.randint(1, 2)),
+        "mentioned_usernames": _handles(s, s.rng.randint(1, 2)),
     }
 
 
 def follow_user(s: Scope) -> dict[str, Any]:
     api = s.inst(_TW)
     following = set(api.following_list) | {api.username}
-    authors = sorted({t["username"] for t in api.tweets.values()} | set(_HANDLES))
+    authors = sorted({t["username"] for t in api.tweets.values()} | set(_handles(s, 3)))
     flowed = s.flowed("username", lambda v: v not in following)
     return {
         "username_to_follow": flowed
@@ -245,7 +220,7 @@ def _ticket_id(s: Scope, ok: Any = lambda t: True) -> int:
 
 
 def ticket_login(s: Scope) -> dict[str, Any]:
-    user, password = s.pick(LOGINS)
+    user, password = login(s)
     return {"username": user, "password": password}
 
 
@@ -258,9 +233,9 @@ def logout(s: Scope) -> dict[str, Any]:
 
 
 def create_ticket(s: Scope) -> dict[str, Any]:
-    args: dict[str, Any] = {"title": s.pick(_TICKET_TITLES)}
+    args: dict[str, Any] = {"title": pools.title(s.rng)}
     if s.chance(0.7):
-        args["description"] = _text(s, _DESCRIPTIONS)
+        args["description"] = _text(s, pools.sentence)
     if s.chance(0.7):
         args["priority"] = s.rng.randint(1, 5)
     return args
@@ -277,7 +252,7 @@ def close_ticket(s: Scope) -> dict[str, Any]:
 def resolve_ticket(s: Scope) -> dict[str, Any]:
     return {
         "ticket_id": _ticket_id(s, lambda t: str(t.get("status", "")) != "Resolved"),
-        "resolution": s.pick(_RESOLUTIONS),
+        "resolution": pools.resolution(s.rng),
     }
 
 
@@ -288,8 +263,8 @@ def edit_ticket(s: Scope) -> dict[str, Any]:
     if not updates or s.chance(0.4):
         key = s.pick(("title", "description", "status"))
         updates[key] = {
-            "title": s.pick(_TICKET_TITLES),
-            "description": s.pick(_DESCRIPTIONS),
+            "title": pools.title(s.rng),
+            "description": pools.sentence(s.rng),
             "status": s.pick(("In Progress", "Pending", "Open")),
         }[key]
     return {"ticket_id": _ticket_id(s), "updates": updates}

@@ -1,14 +1,16 @@
 """Argument samplers of GorillaFileSystem and MathAPI (one function per simulator function).
 
 File-system arguments are local to the current directory, as the simulator requires: names are
-read from the directory the earlier calls left the world in; new names are drawn from small pools
-and checked to be free. Entries the variant itself just created are preferred, so a turn reads
+read from the directory the earlier calls left the world in; new names are drawn from large pools
+(`pools.py`) and checked to be free. Entries the variant itself just created are preferred, so a turn reads
 like one task ("make a file, write into it, show it"). Math arguments take numbers earlier
 results offer (a distance, a price, a count), or plausible literals.
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from typing import Any
 
 from bfcl_eval.eval_checker.multi_turn_eval.func_source_code.gorilla_file_system import (
@@ -16,42 +18,10 @@ from bfcl_eval.eval_checker.multi_turn_eval.func_source_code.gorilla_file_system
     File,
 )
 
+from graphs.synthesis.procedural import pools
 from graphs.synthesis.procedural.scope import IMPERIAL_PAIRS, SI_UNITS, NoArgs, Scope
 
 _FS = "GorillaFileSystem"
-_NEW_DIRS = (
-    "temp",
-    "backup",
-    "archive",
-    "drafts",
-    "reports",
-    "notes",
-    "old_files",
-    "shared",
-    "review",
-)
-_NEW_FILES = (
-    "summary.txt",
-    "notes.txt",
-    "todo.txt",
-    "report_draft.txt",
-    "log.txt",
-    "ideas.md",
-    "results.csv",
-    "readme.txt",
-    "checklist.txt",
-    "meeting_notes.txt",
-)
-_TEXTS = (
-    "Project kickoff scheduled for Monday.",
-    "Remember to back up the data weekly.",
-    "All tests passed on the latest build.",
-    "Budget review pending final approval.",
-    "Draft ready for team feedback.",
-    "Meeting moved to 3 PM tomorrow.",
-)
-
-
 def _cwd(s: Scope) -> Directory:
     return s.inst(_FS)._current_dir
 
@@ -87,15 +57,11 @@ def _pick_recent(s: Scope, names: list[str], what: str) -> str:
     return ordered[0] if s.chance(0.5) else s.pick(ordered, what)
 
 
-def _new_name(s: Scope, pool: tuple[str, ...]) -> str:
+def _new_name(s: Scope, draw: Callable[[random.Random], str]) -> str:
+    """A name free in the current directory, drawn from a large pool (`pools.py`)."""
     taken = set(_cwd(s).contents)
-    free = [n for n in pool if n not in taken]
-    if free:
-        return s.pick(free)
-    base = s.pick(pool)
-    stem, dot, ext = base.partition(".")
-    for i in range(2, 50):
-        name = f"{stem}_{i}{dot}{ext}"
+    for _ in range(20):
+        name = draw(s.rng)
         if name not in taken:
             return name
     raise NoArgs("no free name")
@@ -108,7 +74,7 @@ def _file_text(s: Scope, name: str) -> str:
 
 def _text(s: Scope) -> str:
     flowed = s.flowed("text", lambda t: isinstance(t, str) and len(t) <= 200)
-    return flowed if flowed is not None else s.pick(_TEXTS)
+    return flowed if flowed is not None else pools.sentence(s.rng)
 
 
 # ---------------------------------------------------------------- GorillaFileSystem
@@ -119,10 +85,10 @@ def cd(s: Scope) -> dict[str, Any]:
     if dirs:
 
         def files_in(d: str) -> int:
-            return sum(isinstance(i, File) for i in _cwd(s).contents[d].contents.values())  # type: ignore[union-attr]
+            return sum(isinstance(i, File) for i in _cwd(s).contents[d].contents.values())
 
         rich = sorted(dirs, key=lambda d: -files_in(d))
-        return {"folder": rich[0] if s.chance(0.6) else s.pick(dirs)}
+        return {"folder": rich[0] if s.chance(0.85) else s.pick(dirs)}
     if _cwd(s).parent is not None:
         return {"folder": ".."}
     raise NoArgs("no folder to enter")
@@ -141,11 +107,11 @@ def du(s: Scope) -> dict[str, Any]:
 
 
 def mkdir(s: Scope) -> dict[str, Any]:
-    return {"dir_name": _new_name(s, _NEW_DIRS)}
+    return {"dir_name": _new_name(s, pools.dir_name)}
 
 
 def touch(s: Scope) -> dict[str, Any]:
-    return {"file_name": _new_name(s, _NEW_FILES)}
+    return {"file_name": _new_name(s, pools.file_name)}
 
 
 def echo(s: Scope) -> dict[str, Any]:
@@ -216,7 +182,7 @@ def _into_dir(s: Scope, source: str) -> list[str]:
     return [
         d
         for d in _dirs(s)
-        if d != source and source not in _cwd(s).contents[d].contents  # type: ignore[union-attr]
+        if d != source and source not in _cwd(s).contents[d].contents
     ]
 
 
@@ -239,7 +205,7 @@ def mv(s: Scope) -> dict[str, Any]:
     if targets and s.chance(0.6):
         return {"source": source, "destination": s.pick(targets)}
     stem, dot, ext = source.rpartition(".")
-    new = f"{stem}_{s.pick(('old', 'final', 'v2', 'backup'))}.{ext}" if dot else f"{source}_old"
+    new = f"{stem}_{s.pick(('old', 'final', 'v2', 'v3', 'backup', 'copy', 'new', 'draft', 'latest', 'prev', 'archived', 'edit'))}.{ext}" if dot else f"{source}_old"
     if new in _cwd(s).contents:
         raise NoArgs("new name taken")
     return {"source": source, "destination": new}
@@ -256,7 +222,7 @@ def rmdir(s: Scope) -> dict[str, Any]:
     empty = [
         d
         for d in _dirs(s)
-        if d in made and not _cwd(s).contents[d].contents  # type: ignore[union-attr]
+        if d in made and not _cwd(s).contents[d].contents
     ]
     return {"dir_name": _pick_recent(s, empty, "folder made in this conversation")}
 

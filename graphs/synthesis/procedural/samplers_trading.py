@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from graphs.synthesis.procedural.samplers_apps import LOGINS
+from graphs.synthesis.procedural.samplers_apps import login
 from graphs.synthesis.procedural.scope import NoArgs, Scope, company_symbols, sectors
 
 _TB = "TradingBot"
@@ -26,7 +26,7 @@ def _symbol(s: Scope, ok: Any = None) -> str:
 
 
 def trading_login(s: Scope) -> dict[str, Any]:
-    user, password = s.pick(LOGINS)
+    user, password = login(s)
     return {"username": user, "password": password}
 
 
@@ -107,7 +107,7 @@ def filter_stocks_by_price(s: Scope) -> dict[str, Any]:
 
 
 def notify_price_change(s: Scope) -> dict[str, Any]:
-    return {"stocks": _symbols(s), "threshold": float(s.pick((0.5, 1, 2, 5)))}
+    return {"stocks": _symbols(s), "threshold": float(s.pick((0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10)))}
 
 
 def place_order(s: Scope) -> dict[str, Any]:
@@ -146,7 +146,7 @@ def cancel_order(s: Scope) -> dict[str, Any]:
 def fund_account(s: Scope) -> dict[str, Any]:
     flowed = s.flowed("number", lambda v: 0 < v < 1e6)
     return {
-        "amount": flowed if flowed is not None else float(s.pick((500, 1000, 2000, 2500, 5000)))
+        "amount": flowed if flowed is not None else float(s.rng.randrange(4, 200) * 25)
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from graphs.synthesis.procedural import pools
 from graphs.synthesis.procedural.scope import (
     CITY_ZIPCODES,
     ZIPCODE_DISTANCES,
@@ -24,13 +25,6 @@ from graphs.synthesis.procedural.scope import (
 
 _TR, _VC = "TravelAPI", "VehicleControlAPI"
 _CLASS_FACTOR = {"economy": 1, "business": 2, "first": 5}
-_SUPPORT = (
-    "I need to change my seat assignment.",
-    "Please confirm my baggage allowance.",
-    "I have a question about my booking.",
-    "Can you help me with a special meal request?",
-)
-_NAMES = (("Alex", "Morgan"), ("Jamie", "Rivera"), ("Taylor", "Brooks"))
 _MAX_FUEL = 50.0  # the simulator's tank capacity, in gallons
 
 
@@ -98,11 +92,11 @@ def authenticate_travel(s: Scope) -> dict[str, Any]:
     if not first or not last:
         holders = [c.get("cardholder_name", "") for c in api.credit_card_list.values()]
         holders = [h.split() for h in holders if isinstance(h, str) and len(h.split()) == 2]
-        first, last = holders[0] if holders else s.pick(_NAMES)
+        first, last = holders[0] if holders else pools.person(s.rng)
     return {
-        "client_id": s.pick(("client_520", "trip_app_01", "client_7781")),
-        "client_secret": s.pick(("s3cr3t_key", "secret_9934", "k9x2_secret")),
-        "refresh_token": s.pick(("refresh_abc123", "rt_55821", "refresh_token_77")),
+        "client_id": f"client_{pools.token(s.rng, 6)}",
+        "client_secret": pools.token(s.rng, 10),
+        "refresh_token": f"rt_{pools.token(s.rng, 8)}",
         "grant_type": s.pick(("read_write", "read", "write")),
         "user_first_name": first,
         "user_last_name": last,
@@ -189,7 +183,7 @@ def get_credit_card_balance(s: Scope) -> dict[str, Any]:
 def register_credit_card(s: Scope) -> dict[str, Any]:
     api = _api(s)
     name = " ".join(x for x in (api.user_first_name, api.user_last_name) if x) or " ".join(
-        s.pick(_NAMES)
+        pools.person(s.rng)
     )
     number = "4" + "".join(str(s.rng.randint(0, 9)) for _ in range(15))
     return {
@@ -218,12 +212,12 @@ def cancel_booking(s: Scope) -> dict[str, Any]:
 
 
 def contact_customer_support(s: Scope) -> dict[str, Any]:
-    return {"booking_id": _booking(s), "message": s.pick(_SUPPORT)}
+    return {"booking_id": _booking(s), "message": pools.support_message(s.rng)}
 
 
 def purchase_insurance(s: Scope) -> dict[str, Any]:
     api = _api(s)
-    cost = float(s.pick((50, 75, 100, 150, 200)))
+    cost = float(s.rng.randrange(5, 30) * 10)
     if api.budget_limit is not None and api.budget_limit < cost:
         cost = float(int(api.budget_limit))
         if cost <= 0:
@@ -242,13 +236,13 @@ def compute_exchange_rate(s: Scope) -> dict[str, Any]:
     if s.chance(0.3):
         base, target = target, base
     flowed = s.flowed("number", lambda v: 0 < v < 1e7)
-    value = flowed if flowed is not None else float(s.pick((100, 250, 500, 1200, 3000)))
+    value = flowed if flowed is not None else float(s.rng.randrange(4, 240) * 25)
     return {"base_currency": base, "target_currency": target, "value": value}
 
 
 def set_budget_limit(s: Scope) -> dict[str, Any]:
     flowed = s.flowed("number", lambda v: 0 < v < 1e6)
-    value = flowed if flowed is not None else float(s.pick((500, 1000, 1500, 2000, 3000)))
+    value = flowed if flowed is not None else float(s.rng.randrange(5, 60) * 100)
     return {"access_token": _token(s), "budget_limit": value}
 
 
@@ -374,7 +368,7 @@ def estimate_distance(s: Scope) -> dict[str, Any]:
 
 def estimate_drive_feasibility_by_mileage(s: Scope) -> dict[str, Any]:
     flowed = s.flowed("distance", lambda v: v > 0)
-    return {"distance": flowed if flowed is not None else float(s.pick((120, 250, 400, 750)))}
+    return {"distance": flowed if flowed is not None else float(s.rng.randrange(40, 900, 5))}
 
 
 def gallon_to_liter(s: Scope) -> dict[str, Any]:

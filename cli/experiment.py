@@ -1,0 +1,350 @@
+"""`rods experiment`: every arm × seed from one shared warm start, evaluated held-out, one report.
+
+    rods experiment --config configs/experiment-cpu.toml [--arms static,rods] [--seeds 0,1,2]
+                    [--steps N] [--out runs/exp]
+
+The arms differ from `rods` in exactly one thing (same warm start, model, GRPO settings, task
+sampler, seeds and trajectory budget):
+
+    static     the run's buffer with synthesis off (the fair control)
+    rods       boundary-driven synthesis (the method)
+    uniform    synthesis requests for tasks drawn uniformly, at rods's request rate
+    offline    the same graph run up front on every training seed (K variants each, capped at
+               P_max), then trained on as a fixed pool (synthesis off during training)
+    env-hints  actionable hints in tool error messages, synthesis off
+
+One private Redis (append-only, under <out>/redis) serves every run, each under its own run name;
+the synthesis arms get two Celery workers and a dispatcher per run, as in `rods demo`. Training
+runs in this process (`trainer.loop.train`). The warm start is built once (<out>/warmstart) and
+reused by every arm and seed. Held-out evaluation (greedy, bfcl-eval's checker) runs on each
+checkpoint, at fixed fractions of the budget, with every configured protocol.
+
+Resumable: an arm/seed with `done.json` is skipped; an interrupted one resumes from its last
+checkpoint (the trainer's resume) with its Redis run intact; finished evaluations are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from rich.console import Console
+
+console = Console(stderr=True)
+
+ARMS = ("static", "rods", "uniform", "offline", "env-hints")
+SYNTH_ARMS = {"rods", "uniform"}  # arms whose training publishes requests to the service
+
+
+class WarmStart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    steps: int = 100  # SFT optimiser steps (an upper bound; the probe picks the checkpoint)
+    subset: str = "demo"  # the SFT pool: the training subset every arm trains on
+    lr: float = 2e-3  # the tiny model's SFT learning rate (CPU-DEMO)
+
+
+class Experiment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    arms: list[str] = Field(default_factory=lambda: list(ARMS))  # which arms, in this order
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])  # policy/sampling seeds per arm
+    eval_points: int = 4  # held-out evaluations at every 1/eval_points of the budget
+    eval_limit: int = 20  # held-out tasks per category (0: all)
+    protocols: list[str] = Field(default_factory=lambda: ["train", "bfcl"])  # eval protocols
+    offline_variants: int = 2  # K: variants per training seed for the offline arm
+    workers: int = 2  # Celery synthesis workers for the synthesis arms
+
+
+class ExperimentFile(BaseModel):
+    """The experiment TOML: [experiment], [warm_start], and the trainer's own sections."""
+
+    model_config = ConfigDict(extra="forbid")
+    experiment: Experiment = Field(default_factory=Experiment)
+    warm_start: WarmStart = Field(default_factory=WarmStart)
+    train: dict[str, Any] = Field(default_factory=dict)  # every other section: a TrainConfig
+
+
+def load_experiment(path: Path) -> tuple[ExperimentFile, Any]:
+    """(the experiment settings, the shared TrainConfig); one clear error for a bad file."""
+    from trainer.config import ConfigError, TrainConfig
+
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the experiment config ({e})") from None
+    own = {k: raw.pop(k) for k in ("experiment", "warm_start") if k in raw}
+    try:
+        exp = ExperimentFile.model_validate({**own, "train": raw})
+        cfg = TrainConfig.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+    unknown = [a for a in exp.experiment.arms if a not in ARMS]
+    if unknown:
+        raise ConfigError(f"{path}: unknown arm(s) {unknown}; choose from {', '.join(ARMS)}")
+    return exp, cfg
+
+
+def arm_config(cfg: Any, arm: str, seed: int, steps: int, eval_points: int) -> Any:
+    """The TrainConfig of one arm and seed: the shared one, changed in the arm's one thing."""
+    every = max(1, steps // max(1, eval_points))
+    update: dict[str, Any] = {
+        "policy": cfg.policy.model_copy(update={"seed": seed}),
+        "loop": cfg.loop.model_copy(update={
+            "steps": steps, "checkpoint_every": every, "keep_checkpoints": eval_points + 2,
+            "mode": {"rods": "rods", "uniform": "uniform"}.get(arm, "static"),
+        }),  # fmt: skip
+    }
+    if arm == "env-hints":
+        update["env"] = cfg.env.model_copy(update={"hints": True})
+    return cfg.model_copy(update=update)
+
+
+def heldout_tasks(cfg: Any) -> list[Any]:
+    """The evaluation split filtered by the training subset's structural rule (never by content)."""
+    from rods.tasks import load_split
+    from trainer.chat import demo_subset
+
+    tasks = load_split("eval", cfg.tasks.categories)
+    return demo_subset(tasks) if cfg.tasks.subset == "demo" else tasks
+
+
+# ---------------------------------------------------------------- the parts of one run
+
+
+def warm_start(out: Path, exp: ExperimentFile, cfg: Any) -> str:
+    """The shared warm start, built once: <out>/warmstart/sft/best (0 steps: the model itself)."""
+    from trainer.sft import SFTConfig, run_sft
+
+    if exp.warm_start.steps == 0:
+        return str(cfg.policy.model)
+    best = out / "warmstart" / "sft" / "best"
+    if (best / "config.json").exists():
+        console.print(f"warm start: cached at {best}")
+        return str(best)
+    ws = exp.warm_start
+    console.print(f"[bold]warm start[/]: {ws.steps} SFT steps on the `{ws.subset}` subset (built once)")
+    sft = SFTConfig(model=cfg.policy.model, subset=ws.subset, steps=ws.steps, lr=ws.lr, seed=0)  # type: ignore[arg-type]
+    return str(run_sft(sft, out / "warmstart"))
+
+
+def offline_pool(out: Path, exp: ExperimentFile, cfg: Any) -> list[Any]:
+    """K variants of every training seed (procedural graph, fixed RNG), capped at P_max; cached."""
+    from graphs.synthesis.graph import synthesize
+    from graphs.synthesis.procedural import ProceduralBackend
+    from rods.tasks import read_tasks, write_tasks
+    from trainer.loop import training_tasks
+
+    path = out / "offline" / "variants.jsonl"
+    if path.exists():
+        return read_tasks(path)
+    seeds = training_tasks(cfg)
+    backend = ProceduralBackend()
+    variants: list[Any] = []
+    with _progress() as bar:
+        job = bar.add_task("offline pool: synthesizing", total=len(seeds))
+        for i, seed in enumerate(seeds):
+            result = synthesize(seed, n_variants=exp.experiment.offline_variants, backend=backend, rng_seed=i)
+            variants += result.tasks
+            bar.advance(job)
+    from rods.config import Settings
+
+    variants = variants[: Settings().p_max]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_tasks(path, variants)
+    console.print(f"offline pool: {len(variants)} variants of {len(seeds)} seeds → {path}")
+    return variants
+
+
+def load_offline_pool(settings: Any, cfg: Any, variants: list[Any]) -> None:
+    """Seeds and the offline variants, all active from step 0 (the fixed pool)."""
+    from rods.pool import TaskRecord
+    from rods.store.buffer import RedisBuffer
+    from rods.store.connection import connect
+    from rods.store.contract import with_buffer_block
+    from trainer.loop import training_tasks
+
+    buffer = RedisBuffer(connect(settings), settings.run, settings.pool_rules())
+    if buffer.counts().get("active", 0):
+        return  # resumed: the pool is already there
+    buffer.load_seeds(training_tasks(cfg))
+    records = [
+        with_buffer_block(t, TaskRecord(task_id=t.id, category=t.category, origin="synthetic",
+                                        generation=t.rods.generation if t.rods else 1, state="active"))
+        for t in variants
+    ]  # fmt: skip
+    buffer.import_tasks(records)
+
+
+def evaluate_checkpoints(run_dir: Path, cfg: Any, protocols: list[str], limit: int | None) -> list[dict[str, Any]]:
+    """Held-out evaluation of every checkpoint of `run_dir` (and nothing twice): evals.json."""
+    from trainer.evaluate import evaluate
+
+    tasks = heldout_tasks(cfg)
+    per_step = cfg.rollout.tasks_per_step * cfg.rollout.group_size
+    path = run_dir / "evals.json"
+    done = json.loads(path.read_text()) if path.exists() else []
+    seen = {(e["step"], e["protocol"]) for e in done}
+    rollout = cfg.rollout.model_dump()
+    for ckpt in sorted((run_dir / "checkpoints").glob("step_*")):
+        step = int(ckpt.name.split("_")[1])
+        for protocol in protocols:
+            if (step, protocol) in seen:
+                continue
+            rep = evaluate(str(ckpt), run_dir / "eval" / f"{ckpt.name}-{protocol}", tasks=tasks,
+                           limit=limit, rollout_overrides=rollout, protocol=protocol, device=cfg.policy.device)  # fmt: skip
+            done.append(_eval_row(rep, step, step * per_step, protocol))
+            path.write_text(json.dumps(done, indent=1))
+    return done
+
+
+def _eval_row(rep: Any, step: int, trajectories: int, protocol: str) -> dict[str, Any]:
+    table = rep.table()
+    row: dict[str, Any] = {"step": step, "trajectories": trajectories, "protocol": protocol}
+    for col, cell in table.items():
+        row[col] = {"progress": cell.get("progress"), "accuracy": cell.get("accuracy"), "n": cell.get("n")}
+    return row
+
+
+def _progress() -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=console, transient=True)  # fmt: skip
+
+
+# ---------------------------------------------------------------- the command
+
+
+def run_experiment(config: Path, out: Path, arms: list[str] | None, seeds: list[int] | None,
+                   steps: int | None, eval_limit: int | None = None) -> Path:  # fmt: skip
+    from cli.demo import Supervisor, _rods, export_run
+    from rods.config import Settings
+    from rods.store.connection import connect
+    from rods.store.server import RedisServer
+    from trainer.loop import train
+
+    exp, cfg = load_experiment(config)
+    if eval_limit is not None:
+        exp.experiment.eval_limit = eval_limit
+    arms = arms or exp.experiment.arms
+    seeds = seeds if seeds is not None else exp.experiment.seeds
+    steps = steps or cfg.loop.steps
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    per_step = cfg.rollout.tasks_per_step * cfg.rollout.group_size
+    plan = {"config": str(config), "arms": arms, "seeds": seeds, "steps": steps,
+            "trajectories_per_step": per_step, "protocols": exp.experiment.protocols,
+            "eval_limit": exp.experiment.eval_limit}  # fmt: skip
+    (out / "experiment-plan.json").write_text(json.dumps(plan, indent=1))
+    best = warm_start(out, exp, cfg)
+    variants = offline_pool(out, exp, cfg) if "offline" in arms else []
+
+    (out / "redis").mkdir(exist_ok=True)
+    server = RedisServer(appendonly=True, directory=str(out / "redis")).start()
+    env = {**os.environ, "REDIS_URL": server.url, "HF_HUB_OFFLINE": "1",
+           "LITELLM_LOCAL_MODEL_COST_MAP": "True", "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
+    (out / "logs").mkdir(exist_ok=True)
+    workers = Supervisor(out / "logs", env)
+    jobs = [(a, s) for a in arms for s in seeds]
+    t0 = time.monotonic()
+    try:
+        if SYNTH_ARMS & set(arms):
+            for k in range(exp.experiment.workers):
+                workers.start(f"worker{k}", _rods("worker", "--concurrency", "1", "--loglevel", "warning"))
+        for i, (arm, seed) in enumerate(jobs):
+            run_dir = out / arm / f"seed{seed}"
+            if (run_dir / "done.json").exists():
+                console.print(f"[{i + 1}/{len(jobs)}] {arm} seed {seed}: done, skipped")
+                continue
+            run_dir.mkdir(parents=True, exist_ok=True)
+            run = f"exp-{arm}-s{seed}"
+            settings = Settings(redis_url=server.url, run=run)
+            arm_cfg = arm_config(cfg, arm, seed, steps, exp.experiment.eval_points)
+            arm_cfg = arm_cfg.model_copy(update={"policy": arm_cfg.policy.model_copy(update={"init_from": best})})
+            if arm == "offline":
+                load_offline_pool(settings, arm_cfg, variants)
+            dispatcher = Supervisor(out / "logs", {**env, "RODS_RUN": run})
+            if arm in SYNTH_ARMS:
+                dispatcher.start(f"dispatcher-{run}", _rods("dispatcher", "--run", run))
+            t_arm = time.monotonic()
+            try:
+                with _progress() as bar:
+                    job = bar.add_task(f"[{i + 1}/{len(jobs)}] {arm} seed {seed}: training", total=steps)
+
+                    def on_step(done: int, m: dict[str, Any], bar: Any = bar, job: Any = job) -> None:
+                        workers.check()
+                        bar.update(job, completed=done)
+
+                    train(arm_cfg, run_dir, settings=settings, on_step=on_step)
+                train_s = time.monotonic() - t_arm
+                export_run(connect(settings), run, run_dir)
+                _pool_json(settings, run_dir)
+            finally:
+                dispatcher.stop_all()
+            console.print(f"[{i + 1}/{len(jobs)}] {arm} seed {seed}: evaluating held-out checkpoints")
+            evaluate_checkpoints(run_dir, arm_cfg, exp.experiment.protocols, exp.experiment.eval_limit or None)
+            (run_dir / "done.json").write_text(json.dumps(
+                {"train_s": train_s, "total_s": time.monotonic() - t_arm}))  # fmt: skip
+            left = len(jobs) - i - 1
+            spent = time.monotonic() - t0
+            console.print(f"[{i + 1}/{len(jobs)}] {arm} seed {seed}: {time.monotonic() - t_arm:.0f}s; "
+                          f"about {spent / (i + 1) * left / 60:.0f} min left")  # fmt: skip
+    finally:
+        workers.stop_all()
+        server.stop()
+    from report.experiment import write_experiment_report
+
+    page = write_experiment_report(out)
+    console.print(f"[green]experiment written[/]: {page}")
+    return page
+
+
+def _pool_json(settings: Any, run_dir: Path) -> None:
+    from rods.store.buffer import RedisBuffer
+    from rods.store.connection import connect
+
+    counts = RedisBuffer(connect(settings), settings.run).counts()
+    (run_dir / "pool.json").write_text(json.dumps(counts))
+
+
+def _int_list(text: str | None, what: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{what} must be integers separated by commas, e.g. 0,1,2") from None
+
+
+def experiment(
+    config: Annotated[Path, typer.Option("--config", help="experiment TOML (configs/experiment-cpu.toml)")],
+    out: Annotated[Path, typer.Option("--out", help="output directory (resumable)")] = Path("runs/exp"),
+    arms: Annotated[str | None, typer.Option("--arms", help=f"comma-separated subset of {','.join(ARMS)}")] = None,
+    seeds: Annotated[str | None, typer.Option("--seeds", help="comma-separated seeds, e.g. 0,1,2")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="override the budget (a quick look)")] = None,
+    eval_limit: Annotated[int | None, typer.Option("--eval-limit", min=0, help="held-out tasks per category (0: all)")] = None,
+) -> None:
+    """Run every arm × seed from one shared warm start; write experiment.html and .json."""
+    from trainer.config import ConfigError
+
+    arm_list = [a.strip() for a in arms.split(",")] if arms else None
+    if arm_list and (bad := [a for a in arm_list if a not in ARMS]):
+        raise typer.BadParameter(f"unknown arm(s) {bad}; choose from {', '.join(ARMS)}")
+    try:
+        run_experiment(config, out, arm_list, _int_list(seeds, "--seeds"), steps, eval_limit)
+    except ConfigError as e:
+        console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from None
