@@ -145,7 +145,7 @@ def run_both(cfg: Any, settings: Settings, work: Path, model_dir: str, buffer: R
 
     trainer.add_callback(Interleave())
     trainer.train()
-    trainer._rods_log.close()
+    writer.close()
     return trl_rows, native_rows
 
 

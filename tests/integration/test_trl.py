@@ -208,9 +208,9 @@ def test_native_and_trl_give_the_same_rewards_for_the_same_completions(tmp_path,
     buffer.load_seeds(_demo(WARM_TASK, "multi_turn_base_37"))
     cfg = config(warm_policy, run_name, B=2, micro=8, steps=1, seed=3)
     jitter = Jitter()
-    trainer, *_ = build_trainer(cfg, tmp_path / "run", settings=settings, extra_reward_funcs=[jitter])
+    trainer, _, writer, _ = build_trainer(cfg, tmp_path / "run", settings=settings, extra_reward_funcs=[jitter])
     trainer.train()
-    trainer._rods_log.close()
+    writer.close()
     trl_rewards = list(trainer._logs["rewards"]["progress"])
     trl_completions = jitter.rows[0]["completion_ids"]
 

@@ -133,6 +133,10 @@ def _metrics_callback(reward: ProgressReward, log: MetricsLog | None, source: An
             if on_step:
                 on_step(done, metrics)
 
+        def close(self) -> None:
+            if log is not None:
+                log.close()
+
         def on_save(self, args, state, control, **kw):  # noqa: ANN001, ANN201
             if source is None:
                 return
@@ -149,7 +153,7 @@ def build_trainer(
     *,
     settings: Settings | None = None,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
-    extra_reward_funcs: Sequence[Callable[..., list[float]]] = (),
+    extra_reward_funcs: Sequence[Callable[..., Any]] = (),
     **trl_overrides: Any,
 ) -> tuple[Any, ProgressReward, Any, Path | None]:
     """The configured `GRPOTrainer`, its reward, the metrics writer and the checkpoint to resume.
@@ -212,15 +216,15 @@ def build_trainer(
     start = json.loads((resume / "trainer_state.json").read_text())["global_step"] if resume else 0
     log = MetricsLog(run_dir, resume_step=start) if state.is_main_process else None
     writer = _metrics_callback(reward, log, source, on_step)
+    reward_funcs: list[Any] = [reward, *extra_reward_funcs]
     trainer = GRPOTrainer(
-        model=src, reward_funcs=[reward, *extra_reward_funcs], args=args,
+        model=src, reward_funcs=reward_funcs, args=args,
         train_dataset=buffer_dataset(batches), processing_class=tokenizer,
         rollout_func=rollout, callbacks=[writer],
     )
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # its log dicts would interleave with `rods train`'s bar
-    trainer._rods_log = log  # closed by train_trl
     return trainer, reward, writer, resume
 
 
@@ -230,7 +234,7 @@ def train_trl(
     *,
     settings: Settings | None = None,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
-    extra_reward_funcs: Sequence[Callable[..., list[float]]] = (),
+    extra_reward_funcs: Sequence[Callable[..., Any]] = (),
     **trl_overrides: Any,
 ) -> Any:
     """Run (or resume) training in `run_dir`; returns the native loop's `TrainResult`."""
@@ -243,8 +247,7 @@ def train_trl(
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     finally:
-        if trainer._rods_log is not None:
-            trainer._rods_log.close()
+        writer.close()
     if trainer.accelerator.is_main_process:
         summary = {"steps": cfg.loop.steps, "trainer": "trl", "last": writer.last}
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))

@@ -76,7 +76,7 @@ class ProgressReward:
         rods_step: list[int],
         rods_trajectory: list[Trajectory],
         **_: Any,
-    ) -> list[float]:
+    ) -> list[float | None]:
         from accelerate import PartialState
         from accelerate.utils import gather_object
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -100,7 +100,7 @@ class ServerRolloutEngine(MultiTurnEngine):
             live = [r for r in live if not r.ep.done]
 
 
-def server_round(client: Any, settings: RolloutSettings, stop_ids: Sequence[int]) -> GenerateRound:
+def server_round(client: Any, settings: RolloutSettings, stop_ids: Collection[int]) -> GenerateRound:
     """A `GenerateRound` over TRL's vLLM server: gather, one generate on main, scatter.
 
     `client` is the main process's `trl` `VLLMClient` (None on the other processes).
@@ -150,12 +150,14 @@ class RolloutFunc:
         t0 = time.perf_counter()
         tasks = self.buffer.get_tasks(list(prompts))
         acc = trainer.accelerator
+        engine: MultiTurnEngine
         if self.use_server:
             model = acc.unwrap_model(trainer.model)
             client = getattr(trainer.vllm_generation, "vllm_client", None) if acc.is_main_process else None
-            engine = ServerRolloutEngine(model, self.tokenizer, self.settings, lambda _: None,
+            server = ServerRolloutEngine(model, self.tokenizer, self.settings, lambda _: None,
                                          cache=self.cache)
-            engine.generate_round = server_round(client, self.settings, engine.stop_ids)
+            server.generate_round = server_round(client, self.settings, server.stop_ids)
+            engine = server
             groups = engine.rollout(tasks, 1)
         else:
             from trl.models import unwrap_model_for_generation
