@@ -34,5 +34,5 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3.11 pyth
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 COPY --from=base /app /app
-RUN pip install '.[gpu]' 'vllm==0.33.0' && pip install --no-deps bfcl-eval==2026.3.23 mpmath
+RUN pip install '.[gpu,trl]' 'vllm==0.33.0' deepspeed && pip install --no-deps bfcl-eval==2026.3.23 mpmath
 ENTRYPOINT ["rods"]

@@ -50,19 +50,29 @@ def train(
     steps: Annotated[int | None, typer.Option("--steps", help="GRPO updates (overrides the config)")] = None,
     run_dir: Annotated[Path, typer.Option("--run-dir", help="run directory; an existing one is resumed")] = Path("runs/train"),
     init_from: Annotated[str | None, typer.Option("--init-from", help="start from this model dir (e.g. runs/demo/sft/best)")] = None,
+    trainer: Annotated[str, typer.Option("--trainer", help="native (one device) or trl (TRL's GRPOTrainer; multi-GPU under accelerate launch / torchrun)")] = "native",
 ) -> None:
     """GRPO training on the tool environment; resumes from the run directory's last checkpoint."""
     from rods.store.connection import RedisUnavailable
+    from trainer.config import ConfigError
     from trainer.loop import train as run_train
 
     cfg = _load(config, mode, steps)
     if init_from is not None:
         cfg = cfg.model_copy(update={"policy": cfg.policy.model_copy(update={"init_from": init_from})})
+    if trainer not in ("native", "trl"):
+        err.print(f"[bold red]error:[/] --trainer must be 'native' or 'trl', not {trainer!r}")
+        raise typer.Exit(2)
+    if trainer == "trl":
+        run_train = _trl_train()
+        if not _is_main_process():  # one progress bar and one report, from the main process
+            run_train(cfg, run_dir)
+            return
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
     ) as progress:  # fmt: skip
-        bar = progress.add_task(f"train ({cfg.loop.mode})", total=cfg.loop.steps, info="")
+        bar = progress.add_task(f"train ({cfg.loop.mode}, {trainer})", total=cfg.loop.steps, info="")
 
         def on_step(step: int, m: dict) -> None:
             info = (
@@ -74,7 +84,7 @@ def train(
 
         try:
             result = run_train(cfg, run_dir, on_step=on_step)
-        except RedisUnavailable as e:
+        except (RedisUnavailable, ConfigError) as e:
             err.print(f"[bold red]error:[/] {e}")
             raise typer.Exit(2) from None
     if result.resumed_from:
@@ -85,12 +95,32 @@ def train(
     console.print(f"[green]done:[/] {result.steps_done} steps in {run_dir} (metrics.jsonl, checkpoints/, {report.name})")
 
 
+def _trl_train():  # noqa: ANN202
+    try:
+        import trl  # noqa: F401
+
+        from trainer.trl.loop import train_trl
+    except ImportError as e:
+        if e.name not in ("trl", "datasets", "accelerate"):
+            raise
+        err.print("[bold red]error:[/] --trainer trl needs TRL: install the trl extra: pip install -e '.\\[trl]'")
+        raise typer.Exit(2) from None
+    return train_trl
+
+
+def _is_main_process() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"  # set by accelerate launch and torchrun
+
+
 def trainer_service(
     config: Annotated[Path, typer.Option("--config", help="TOML config")],
     run_dir: Annotated[Path, typer.Option("--run-dir", help="run directory (a volume in compose)")],
+    trainer: Annotated[str, typer.Option("--trainer", help="native or trl (launch under accelerate for several GPUs)")] = "native",
 ) -> None:
     """The compose `trainer` service: `rods train` in rods mode, resuming after any restart."""
-    train(config=config, mode="rods", steps=None, run_dir=run_dir, init_from=None)
+    train(config=config, mode="rods", steps=None, run_dir=run_dir, init_from=None, trainer=trainer)
 
 
 def evaluate(

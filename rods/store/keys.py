@@ -18,6 +18,8 @@ Layout of a run (types in brackets):
   `records` (JSON array of the details of the tasks whose lifecycle changed) and `live` (every
   changed task's id and live part) — see `rods.store.events`.
 - `boundary` [stream] `BoundaryRequest`s; `boundary:dead` [stream] requests that failed N times.
+- `trl:batches` [hash] step → JSON list of the task ids of that step's batch when training inside
+  TRL (`trainer.trl.dataset`): the first process to reach a step writes it, every process reads it.
 - `boundary:seen:<request id>` [string, TTL] publish dedup marker; `boundary:last` [hash] task id
   → last step a request was published (the detector's cooldown); `boundary:errors` [hash] stream
   entry id → last processing error.
@@ -147,3 +149,9 @@ class RunKeys:
     def synth_latency(self) -> str:
         """[list] boundary-detection → staged latencies in seconds, newest first."""
         return f"{self.base}:synth:latency"
+
+    # training inside TRL (trainer/trl)
+    @property
+    def trl_batches(self) -> str:
+        """[hash] step → JSON list of the step's task ids (first writer wins: HSETNX)."""
+        return f"{self.base}:trl:batches"

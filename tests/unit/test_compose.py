@@ -192,3 +192,35 @@ def test_dockerfile_copies_every_package_and_pins_vllm():
         else:
             lows = [Version(s.version) for s in SpecifierSet(pin) if s.operator == ">="]
             assert all(v in ours for v in lows), (name, pin, ours)
+
+
+def _gpu_ids(svc: dict) -> list[str]:
+    return svc["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"]
+
+
+def _flag(argv: list[str], name: str, default: str = "1") -> str:
+    return argv[argv.index(name) + 1] if name in argv else default
+
+
+def test_trainer_launches_trl_under_accelerate_on_gpus_of_its_own():
+    from trainer.config import load_config
+
+    services = _compose()["services"]
+    trainer, server, synth = services["trainer"], services["trl-vllm"], services["synth-llm"]
+    launch = trainer["entrypoint"]
+    assert launch[:2] == ["accelerate", "launch"] and launch[-2:] == ["-m", "cli"]
+    accel = yaml.safe_load((ROOT / _flag(launch, "--config_file").removeprefix("/app/")).read_text())
+    ids = {name: _gpu_ids(svc) for name, svc in [("trainer", trainer), ("trl-vllm", server), ("synth-llm", synth)]}
+    assert accel["num_processes"] == len(ids["trainer"])  # one process per GPU it reserves
+    assert _flag(trainer["command"], "--trainer") == "trl"
+    every = [i for v in ids.values() for i in v]
+    assert len(every) == len(set(every)) == 8 and set(every) == {str(i) for i in range(8)}  # no overlap
+    serve = server["entrypoint"]
+    assert serve[:2] == ["trl", "vllm-serve"]
+    assert int(_flag(serve, "--data-parallel-size")) * int(_flag(serve, "--tensor-parallel-size")) == len(ids["trl-vllm"])
+    assert int(_flag(synth["command"], "--tensor-parallel-size")) == len(ids["synth-llm"])
+    assert trainer["network_mode"] == "service:trl-vllm"  # TRL's client: the server at 0.0.0.0:8000
+    cfg = load_config(ROOT / _flag(trainer["command"], "--config").removeprefix("/app/"))
+    assert cfg.rollout.engine == "vllm"  # with --trainer trl: generate through trl-vllm
+    per_process, rest = divmod(cfg.rollout.tasks_per_step * cfg.rollout.group_size, accel["num_processes"])
+    assert rest == 0 and per_process % cfg.optim.micro_batch == 0  # what trainer.trl.loop.grpo_args needs
