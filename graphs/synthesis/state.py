@@ -278,4 +278,37 @@ CODE_HELP: dict[str, tuple[str, str]] = {
         "miss_param: no user turn states an argument value verbatim that could be withheld",
         "state a concrete value (a name, an amount) in some turn",
     ),
+    # --- final checks: the augmented task, per category (gates.check_final)
+    "final_miss_param_shape": (
+        "the miss_param task has no turn with calls right after an incomplete (empty) turn",
+        "procedural: a bug in augment's withholding; llm: the augmenter did not leave a turn incomplete",
+    ),
+    "final_miss_param_unsupplied": (
+        "the turn after the incomplete one does not state the withheld value",
+        "the clarification turn must give the value verbatim; check augment's supplying turn",
+    ),
+    "final_miss_param_leak": (
+        "the 'missing' value is still in the incomplete turn, so nothing was withheld",
+        "remove every spelling of the value (numbers, case) from the incomplete turn",
+    ),
+    "final_miss_param_cue": (
+        "the incomplete turn announces the gap (e.g. 'I will specify'), a shortcut BFCL's users never give",
+        "drop the cue: the request should simply be incomplete",
+    ),
+    "final_miss_func_shape": (
+        "the reveal turn of the missing function is not empty, or the turn before it makes calls",
+        "procedural: a bug in augment's hiding; llm: re-run augment",
+    ),
+    "final_miss_func_visible": (
+        "a hidden function is called or named before the turn that reveals it",
+        "hide it until its turn: no call and no mention before",
+    ),
+    "final_miss_func_unused": (
+        "no hidden function is called from its reveal turn on, so hiding it tests nothing",
+        "hide a function the later turns actually need",
+    ),
+    "final_long_context_short": (
+        "no ground-truth result grows by more than 200 characters in the long-context world",
+        "plan calls that read long results (listings, searches, histories) on the ground-truth path",
+    ),
 }

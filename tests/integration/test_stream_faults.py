@@ -64,7 +64,9 @@ def test_killed_consumer_is_reclaimed_and_processed_once(
     stream.ensure_group()
     reqs = requests_for(seeds)
     assert len(stream.publish(reqs)) == 4
-    ctx = mp.get_context("fork")
+    # a fresh interpreter: a forked child of a process that ran Celery and dispatcher threads in
+    # earlier tests can deadlock on a lock one of those threads held at the fork
+    ctx = mp.get_context("spawn")
     ready = ctx.Event()
     proc = ctx.Process(target=victim, args=(settings, make_variant, when, ready))
     proc.start()
