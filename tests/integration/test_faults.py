@@ -191,7 +191,10 @@ def test_dispatcher_rides_out_a_redis_restart(aof_server, services) -> None:  # 
     aof_server.start()
     took = settle(r, run, rids, bound_s=SOFT_S + MARGIN_S + 30, services=svc)
     assert set(outcomes(r, run, rids).values()) == {"done"}
-    assert dispatcher.poll() is None and "Redis is back" in svc.tail()
+    # the outage is seen either by the dispatcher's own loop or by the Celery client's reconnect
+    # inside a call (which of the two catches it depends on where the loop was): both recover
+    log = svc.tail()
+    assert dispatcher.poll() is None and ("Redis is back" in log or "Trying again in" in log), log
     assert before["pending"] >= 3, before  # the outage hit a run in progress
     print(f"redis restart ({before}): every request done {took:.1f}s after Redis came back")
 
