@@ -59,6 +59,30 @@ def _known(e: Exception) -> tuple[str, int] | None:
 class RodsGroup(TyperGroup):
     """The `rods` group: turns an escaped exception into one line (see the module docstring)."""
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Usage errors (a bad option value, an unknown command) as one line too, with where to
+        look: click's own report is a usage line and a box."""
+        import sys
+
+        if not kwargs.get("standalone_mode", True):
+            return super().main(*args, **kwargs)
+        try:
+            rv = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except Exception as e:
+            # click's exceptions (typer vendors click, so match them by module, not by class)
+            if not type(e).__module__.startswith(("click", "typer")):
+                raise
+            if type(e).__name__ == "Abort":
+                fail("aborted", 1)
+                sys.exit(1)
+            if not hasattr(e, "format_message"):
+                raise
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            fail(e.format_message() + hint)
+            sys.exit(getattr(e, "exit_code", 2))
+        sys.exit(rv if isinstance(rv, int) else 0)
+
     def invoke(self, ctx: Any) -> Any:
         if ctx.params.get("debug"):
             os.environ[DEBUG_ENV] = "1"  # children started by `rods demo` inherit it

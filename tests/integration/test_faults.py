@@ -195,7 +195,7 @@ def test_dispatcher_rides_out_a_redis_restart(aof_server, services) -> None:  # 
     # inside a call (which of the two catches it depends on where the loop was): both recover
     log = svc.tail()
     assert dispatcher.poll() is None and ("Redis is back" in log or "Trying again in" in log), log
-    assert before["pending"] >= 3, before  # the outage hit a run in progress
+    assert before["pending"] >= 1, before  # the outage hit a run in progress (how much of it: timing)
     print(f"redis restart ({before}): every request done {took:.1f}s after Redis came back")
 
 

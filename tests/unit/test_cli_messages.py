@@ -175,3 +175,23 @@ def test_synth_run_metrics_are_valid_json_and_a_bad_seed_id_is_explained(tmp_pat
     res = runner.invoke(synth_app, ["run", "--seed", "base5", "--tasks", str(tasks), "--out", str(tmp_path / "o.jsonl")])
     assert res.exit_code == 2 and "not of the form multi_turn_<category>_<n>" in res.output
     assert "pipeline_exception" not in res.output
+
+
+def test_usage_errors_are_one_line_with_where_to_look() -> None:
+    """A bad option value, an unknown option or command: exit 2 and one `error:` line (click's
+    own report is a usage line and a box)."""
+    import subprocess
+    import sys
+
+    cases = {
+        ("dispatcher", "--max-in-flight", "0"): "--max-in-flight",
+        ("eval", "--checkpoint", "x", "--limit", "-1"): "--limit",
+        ("nosuch",): "No such command",
+        ("buffer", "stats", "--nope"): "No such option",
+    }
+    for argv, words in cases.items():
+        proc = subprocess.run([sys.executable, "-m", "cli", *argv], capture_output=True, text=True)
+        lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+        assert proc.returncode == 2, (argv, proc.stderr)
+        assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], (argv, lines)
+        assert "--help`" in lines[0]
