@@ -29,6 +29,7 @@ duplicate). Scripts flushed by a server restart are reloaded transparently (EVAL
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 import redis
 
@@ -101,8 +102,9 @@ class RedisBuffer(ReplayBuffer):
 
     def _ids(self, state: TaskState) -> list[str]:
         if state == "active":
-            return list(self.r.zrange(self.keys.active, 0, -1))
-        return list(self.r.smembers(self.keys.staged if state == "staged" else self.keys.retired))
+            return list(cast("list[str]", self.r.zrange(self.keys.active, 0, -1)))
+        members = self.r.smembers(self.keys.staged if state == "staged" else self.keys.retired)
+        return list(cast("set[str]", members))
 
     def _active_weights(self) -> list[tuple[str, float]]:
         # The raw reply skips redis-py's score callback (~25 % faster); RESP2 gives a flat list,
@@ -114,13 +116,14 @@ class RedisBuffer(ReplayBuffer):
         return [(m, float(s)) for m, s in zip(flat, flat, strict=True)]
 
     def _random_active(self, n: int) -> list[str]:
-        return list(self.r.zrandmember(self.keys.active, n) or [])
+        return list(cast("list[str]", self.r.zrandmember(self.keys.active, n) or []))
 
     def _bodies(self, task_ids: Sequence[str]) -> list[str | None]:
-        return list(self.r.hmget(self.keys.tasks, list(task_ids))) if task_ids else []
+        return list(cast("list[str | None]", self.r.hmget(self.keys.tasks, list(task_ids)))) if task_ids else []
 
     def counts(self) -> dict[str, int]:
-        return {k: int(v) for k, v in self.r.hgetall(self.keys.counts).items() if int(v)}
+        counts = cast("dict[str, str]", self.r.hgetall(self.keys.counts))  # a decoding client
+        return {k: int(v) for k, v in counts.items() if int(v)}
 
     def _reserve_seq(self, n: int) -> int:
         return int(self.r.incrby(self.keys.seq, n)) - n + 1
@@ -155,10 +158,10 @@ class RedisBuffer(ReplayBuffer):
             fields += [key, str(d)]
         keys = [k.counts, k.active, k.staged, k.retired, k.tasks, k.events, k.requests_done, k.seq]
         keys += [k.records, k.live]
-        args = [len(cs.changes), len(cs.guards), len(deltas), cs.event_header(), *cs.event_body()]
+        args: list[Any] = [len(cs.changes), len(cs.guards), len(deltas), cs.event_header(), *cs.event_body()]
         args += [self.events_maxlen, cs.request_id or "", cs.seq_floor, SEP.join(fields)]
         args += [b"".join(old_live), b"".join(new_live)]
-        return self._apply_script(keys=keys, args=args)  # type: ignore[return-value]
+        return cast(ApplyStatus, self._apply_script(keys=keys, args=args))
 
     def events(self, count: int | None = None) -> list[BufferEvent]:
         def text(f: dict[bytes, bytes], name: str) -> str:
@@ -168,7 +171,7 @@ class RedisBuffer(ReplayBuffer):
             decode_event(
                 text(f, EVENT_FIELD), text(f, RECORDS_FIELD), f.get(LIVE_FIELD.encode(), b"")
             )
-            for _, f in self._raw.xrange(self.keys.events, count=count)
+            for _, f in cast("list[tuple[bytes, dict[bytes, bytes]]]", self._raw.xrange(self.keys.events, count=count))
         ]
 
     def is_request_done(self, request_id: str) -> bool:

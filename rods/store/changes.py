@@ -249,7 +249,7 @@ def decode_event(header: str, records: str, live: bytes = b"") -> BufferEvent:
         fields = by_id.pop(details["task_id"], None)  # None: a version 1 event (full records)
         full.append(TaskRecord.model_validate(details if fields is None else details | fields))
     stats = [
-        TaskStats(task_id=t, **{f: fields[f] for f in STATS_FIELDS})  # type: ignore[arg-type]
+        TaskStats(task_id=t, **{f: fields[f] for f in STATS_FIELDS})
         for t, fields in by_id.items()
     ]
     return BufferEvent.model_validate({**json.loads(header), "records": full, "stats": stats})
