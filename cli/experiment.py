@@ -94,17 +94,20 @@ def warm_start(out: Path, exp: ExperimentFile, cfg: Any) -> str:
 
 
 def offline_pool(out: Path, exp: ExperimentFile, cfg: Any) -> list[Any]:
-    """K variants of every training seed (procedural graph, fixed RNG), capped at P_max; cached."""
+    """K variants of every training seed (the configured synthesizer, fixed RNG), capped at P_max;
+    cached."""
+    from graphs.synthesis.backends import make_backend
     from graphs.synthesis.graph import synthesize
-    from graphs.synthesis.procedural import ProceduralBackend
+    from rods.config import Settings
     from rods.tasks import read_tasks, write_tasks
-    from trainer.loop import training_tasks
+    from trainer.loop import run_settings, training_tasks
 
     path = out / "offline" / "variants.jsonl"
     if path.exists():
         return read_tasks(path)
+    settings = run_settings(cfg, Settings())  # the run's [pool] (P_max) over the environment's
     seeds = training_tasks(cfg)
-    backend = ProceduralBackend()
+    backend = make_backend(settings)  # the synthesizer the workers of the other arms use
     variants: list[Any] = []
     with _progress() as bar:
         job = bar.add_task("offline pool: synthesizing", total=len(seeds))
@@ -112,9 +115,7 @@ def offline_pool(out: Path, exp: ExperimentFile, cfg: Any) -> list[Any]:
             result = synthesize(seed, n_variants=exp.experiment.offline_variants, backend=backend, rng_seed=i)
             variants += result.tasks
             bar.advance(job)
-    from rods.config import Settings
-
-    variants = variants[: Settings().p_max]
+    variants = variants[: settings.p_max]
     path.parent.mkdir(parents=True, exist_ok=True)
     write_tasks(path, variants)
     console.print(f"offline pool: {len(variants)} variants of {len(seeds)} seeds → {path}")
@@ -127,8 +128,9 @@ def load_offline_pool(settings: Any, cfg: Any, variants: list[Any]) -> None:
     from rods.store.buffer import RedisBuffer
     from rods.store.connection import connect
     from rods.store.contract import with_buffer_block
-    from trainer.loop import training_tasks
+    from trainer.loop import run_settings, training_tasks
 
+    settings = run_settings(cfg, settings)  # the rules the trainer will use on this buffer
     buffer = RedisBuffer(connect(settings), settings.run, settings.pool_rules())
     if buffer.counts().get("active", 0):
         return  # resumed: the pool is already there

@@ -103,8 +103,9 @@ def summarize(out: Path) -> dict[str, Any]:
                 "nonzero_adv_tokens": _curve(rows, "train/frac_tokens_nonzero_adv"),
                 "reward": _curve(rows, "reward/mean"),
                 "evals": evals,
-                "synth": _load_json(sd / "synth.json", []) if (sd / "synth.json").exists() else None,
-                "pool": _load_json(sd / "pool.json", []) if (sd / "pool.json").exists() else None,
+                # only the arms that synthesize, or build a pool, write these: absent is no note
+                "synth": _load_json(sd / "synth.json", []),
+                "pool": _load_json(sd / "pool.json", []),
             }
         arms[arm] = {"seeds": seeds}
     protocols = sorted({e["protocol"] for a in arms.values() for s in a["seeds"].values() for e in s["evals"]})
