@@ -9,10 +9,9 @@ writer draws uniformly among `TEMPLATES[f] + EXTRA[f]`.
 
 from __future__ import annotations
 
+from graphs.synthesis.procedural.argtext import WC, token_aside, who
 from graphs.synthesis.procedural.render import Args
 from graphs.synthesis.procedural.templates import Template
-
-_WC = {"l": "lines", "w": "words", "c": "characters"}
 
 
 def _tid(a: Args, name: str, noun: str) -> str:
@@ -56,8 +55,8 @@ EXTRA: dict[str, tuple[Template, ...]] = {
         lambda a: f"I'd like {a.v('file_name')} sorted line by line",
     ),
     "wc": (
-        lambda a: f"how many {_WC.get(a.raw('mode') or 'l', 'lines')} does {a.v('file_name')} have",
-        lambda a: f"get me the {_WC.get(a.raw('mode') or 'l', 'line')[:-1]} count of {a.v('file_name')}",
+        lambda a: f"how many {WC.get(a.raw('mode') or 'l', 'lines')} does {a.v('file_name')} have",
+        lambda a: f"get me the {WC.get(a.raw('mode') or 'l', 'line')[:-1]} count of {a.v('file_name')}",
     ),
     "grep": (
         lambda a: f"find the lines in {a.v('file_name')} with {a.v('pattern')}",
@@ -138,14 +137,14 @@ EXTRA: dict[str, tuple[Template, ...]] = {
     "search_tweets": (lambda a: f"find posts about {a.v('keyword')}",),
     "follow_user": (lambda a: f"follow {a.v('username_to_follow')}",),
     "list_all_following": (lambda a: "who am I following",),
-    "send_message": (lambda a: f"message {_who(a)}: {a.v('message')}",),
+    "send_message": (lambda a: f"message {who(a)}: {a.v('message')}",),
     "view_messages_sent": (lambda a: "what messages have I sent",),
     "list_users": (lambda a: "who's in the workspace",),
     "get_flight_cost": (
         lambda a: f"how much is a {a.raw('travel_class')} flight from {a.v('travel_from')} to {a.v('travel_to')} on {a.v('travel_date')}",
     ),
     "get_all_credit_cards": (lambda a: "which cards do I have registered",),
-    "get_booking_history": (lambda a: "what have I booked so far" + _token(a),),
+    "get_booking_history": (lambda a: "what have I booked so far" + token_aside(a),),
     "get_nearest_airport_by_city": (lambda a: f"which airport is nearest to {a.w('location')}",),
     "displayCarStatus": (lambda a: f"how's the car's {a.raw('option')} looking",),
     "check_tire_pressure": (lambda a: "are my tires okay", lambda a: "what's the tire pressure"),
@@ -165,13 +164,3 @@ EXTRA: dict[str, tuple[Template, ...]] = {
         + (f" to {a.n('decimal_places')} places" if a.has("decimal_places") else ""),
     ),
 }
-
-
-def _who(a: Args) -> str:
-    return a.v("receiver_id") if a.flowed("receiver_id") else f"the account {a.v('receiver_id')}"
-
-
-def _token(a: Args) -> str:
-    if a.flowed("access_token"):
-        return ", using " + a.v("access_token")
-    return f" (my access token is {a.v('access_token')})"

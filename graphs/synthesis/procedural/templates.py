@@ -12,80 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from graphs.synthesis.procedural.render import Args, direct
+from graphs.synthesis.procedural.argtext import (
+    CAR_STATUS,
+    WC,
+    booking,
+    card,
+    door_list,
+    opt,
+    token_aside,
+    travel_class,
+    unit_name,
+    updates_text,
+    who,
+)
+from graphs.synthesis.procedural.render import Args
 
 Template = Callable[[Args], str]
-
-
-def _opt(a: Args, name: str, text: str) -> str:
-    return text if a.has(name) else ""
-
-
-def _updates(a: Args) -> str:
-    parts = []
-    for key, value in (a.raw("updates") or {}).items():
-        label = {
-            "title": "the heading",
-            "description": "the details",
-            "status": "the state",
-            "priority": "the urgency level",
-        }[key]
-        parts.append(f"{label} to {direct(value)}")
-    return direct_list(parts)
-
-
-def direct_list(parts: list[str]) -> str:
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-
-
-_WC = {"l": "lines", "w": "words", "c": "characters"}
-_CAR_STATUS = {
-    "fuel": "fuel level",
-    "battery": "battery voltage",
-    "doors": "door locks",
-    "climate": "climate settings",
-    "headlights": "headlights",
-    "parkingBrake": "parking brake",
-    "brakePedal": "brake pedal",
-    "engine": "engine state",
-}
-_UNITS = {
-    "km": "kilometers",
-    "m": "meters",
-    "cm": "centimeters",
-    "mm": "millimeters",
-    "um": "micrometers",
-    "nm": "nanometers",
-    "in": "inches",
-    "ft": "feet",
-    "yd": "yards",
-    "miles": "miles",
-    "kg": "kilograms",
-    "lb": "pounds",
-    "celsius": "degrees Celsius",
-    "fahrenheit": "degrees Fahrenheit",
-}
-_DOORS = {
-    "driver": "driver's",
-    "passenger": "passenger",
-    "rear_left": "rear left",
-    "rear_right": "rear right",
-}
-
-
-def _doors(a: Args) -> str:
-    doors = a.raw("door") or []
-    if len(doors) == 4:
-        return "all the doors"
-    return (
-        "the "
-        + direct_list([_DOORS.get(d, d) for d in doors])
-        + (" door" if len(doors) == 1 else " doors")
-    )
-
-
-def _unit(code: str) -> str:
-    return _UNITS.get(code, code)
 
 
 TEMPLATES: dict[str, tuple[Template, ...]] = {
@@ -146,7 +88,7 @@ TEMPLATES: dict[str, tuple[Template, ...]] = {
         lambda a: f"put the lines of {a.v('file_name')} in alphabetical order",
         lambda a: f"order the lines of {a.v('file_name')} alphabetically",
     ),
-    "wc": (lambda a: f"count the {_WC.get(a.raw('mode') or 'l', 'lines')} in {a.v('file_name')}",),
+    "wc": (lambda a: f"count the {WC.get(a.raw('mode') or 'l', 'lines')} in {a.v('file_name')}",),
     "grep": (
         lambda a: f"pull out every line of {a.v('file_name')} that contains {a.v('pattern')}",
         lambda a: f"search {a.v('file_name')} for lines mentioning {a.v('pattern')}",
@@ -202,12 +144,12 @@ TEMPLATES: dict[str, tuple[Template, ...]] = {
     "sum_values": (lambda a: f"total up {a.v('numbers')}",),
     "si_unit_conversion": (
         lambda a: (
-            f"convert {a.v('value')} from {_unit(a.raw('unit_in'))} into {_unit(a.raw('unit_out'))}"
+            f"convert {a.v('value')} from {unit_name(a.raw('unit_in'))} into {unit_name(a.raw('unit_out'))}"
         ),
     ),
     "imperial_si_conversion": (
         lambda a: (
-            f"convert {a.v('value')} from {_unit(a.raw('unit_in'))} into {_unit(a.raw('unit_out'))}"
+            f"convert {a.v('value')} from {unit_name(a.raw('unit_in'))} into {unit_name(a.raw('unit_out'))}"
         ),
     ),
     # ---------------------------------------------------------------- MessageAPI
@@ -216,10 +158,10 @@ TEMPLATES: dict[str, tuple[Template, ...]] = {
     "message_login": (lambda a: f"sign me into the messaging app as {a.v('user_id')}",),
     "message_get_login_status": (lambda a: "check whether I'm signed into the messaging app",),
     "send_message": (
-        lambda a: f"send {a.v('message')} to {_who(a)}",
-        lambda a: f"text {_who(a)} saying {a.v('message')}",
+        lambda a: f"send {a.v('message')} to {who(a)}",
+        lambda a: f"text {who(a)} saying {a.v('message')}",
     ),
-    "delete_message": (lambda a: f"delete the latest text I sent to {_who(a)}",),
+    "delete_message": (lambda a: f"delete the latest text I sent to {who(a)}",),
     "view_messages_sent": (lambda a: "show me all the texts I've sent",),
     "get_message_stats": (lambda a: "give me my messaging statistics",),
     "add_contact": (lambda a: f"save {a.w('user_name')} as a new contact",),
@@ -232,8 +174,8 @@ TEMPLATES: dict[str, tuple[Template, ...]] = {
     "post_tweet": (
         lambda a: (
             f"publish a post saying {a.v('content')}"
-            + _opt(a, "tags", f", tagged {a.v('tags')}")
-            + _opt(a, "mentions", f", also tagging {a.v('mentions')}")
+            + opt(a, "tags", f", tagged {a.v('tags')}")
+            + opt(a, "mentions", f", also tagging {a.v('mentions')}")
         ),
     ),
     "retweet": (
@@ -278,8 +220,8 @@ TEMPLATES: dict[str, tuple[Template, ...]] = {
     "create_ticket": (
         lambda a: (
             f"open a support ticket titled {a.v('title')}"
-            + _opt(a, "description", f" with the details {a.v('description')}")
-            + _opt(a, "priority", f" at urgency level {a.n('priority')}")
+            + opt(a, "description", f" with the details {a.v('description')}")
+            + opt(a, "priority", f" at urgency level {a.n('priority')}")
         ),
     ),
     "get_ticket": (
@@ -299,7 +241,7 @@ TEMPLATES: dict[str, tuple[Template, ...]] = {
     ),
     "edit_ticket": (
         lambda a: (
-            f"change {a.v('ticket_id') if a.flowed('ticket_id') else 'ticket ' + a.v('ticket_id')}: set {_updates(a)}"
+            f"change {a.v('ticket_id') if a.flowed('ticket_id') else 'ticket ' + a.v('ticket_id')}: set {updates_text(a)}"
         ),
     ),
     "get_user_tickets": (
@@ -375,37 +317,37 @@ TEMPLATES: dict[str, tuple[Template, ...]] = {
     "get_budget_fiscal_year": (
         lambda a: (
             "tell me the fiscal year of my travel budget"
-            + _opt(a, "lastModifiedAfter", f", counting changes after {a.v('lastModifiedAfter')}")
+            + opt(a, "lastModifiedAfter", f", counting changes after {a.v('lastModifiedAfter')}")
         ),
     ),
     "get_nearest_airport_by_city": (lambda a: f"tell me the closest airport to {a.w('location')}",),
     "get_flight_cost": (
         lambda a: (
-            f"quote me {_cls(a)} fare from {a.v('travel_from')} to {a.v('travel_to')} on {a.v('travel_date')}"
+            f"quote me {travel_class(a)} fare from {a.v('travel_from')} to {a.v('travel_to')} on {a.v('travel_date')}"
         ),
     ),
     "book_flight": (
         lambda a: (
-            f"book {_cls(a)} seat from {a.v('travel_from')} to {a.v('travel_to')} on {a.v('travel_date')}, "
-            f"paying with {_card(a)}{_token(a)}"
+            f"book {travel_class(a)} seat from {a.v('travel_from')} to {a.v('travel_to')} on {a.v('travel_date')}, "
+            f"paying with {card(a)}{token_aside(a)}"
         ),
     ),
-    "get_credit_card_balance": (lambda a: f"tell me the balance on {_card(a)}{_token(a)}",),
+    "get_credit_card_balance": (lambda a: f"tell me the balance on {card(a)}{token_aside(a)}",),
     "register_credit_card": (
         lambda a: (
             f"register a new card {a.v('card_number')} for {a.w('cardholder_name')}, expiring {a.v('expiration_date')}, "
-            f"security code {a.n('card_verification_number')}{_token(a)}"
+            f"security code {a.n('card_verification_number')}{token_aside(a)}"
         ),
     ),
-    "get_booking_history": (lambda a: f"show me all my bookings{_token(a)}",),
-    "retrieve_invoice": (lambda a: f"get me the invoice for {_booking(a)}{_token(a)}",),
-    "cancel_booking": (lambda a: f"cancel {_booking(a)}{_token(a)}",),
+    "get_booking_history": (lambda a: f"show me all my bookings{token_aside(a)}",),
+    "retrieve_invoice": (lambda a: f"get me the invoice for {booking(a)}{token_aside(a)}",),
+    "cancel_booking": (lambda a: f"cancel {booking(a)}{token_aside(a)}",),
     "contact_customer_support": (
-        lambda a: f"tell customer support about {_booking(a)}: {a.v('message')}",
+        lambda a: f"tell customer support about {booking(a)}: {a.v('message')}",
     ),
     "purchase_insurance": (
         lambda a: (
-            f"buy {a.w('insurance_type')} cover for {_booking(a)} at ${a.v('insurance_cost')}, charged to {_card(a)}{_token(a)}"
+            f"buy {a.w('insurance_type')} cover for {booking(a)} at ${a.v('insurance_cost')}, charged to {card(a)}{token_aside(a)}"
         ),
     ),
     "compute_exchange_rate": (
@@ -413,7 +355,7 @@ TEMPLATES: dict[str, tuple[Template, ...]] = {
     ),
     "set_budget_limit": (
         lambda a: (
-            f"cap my travel budget at {a.v('budget_limit') if a.flowed('budget_limit') else '$' + a.v('budget_limit')}{_token(a)}"
+            f"cap my travel budget at {a.v('budget_limit') if a.flowed('budget_limit') else '$' + a.v('budget_limit')}{token_aside(a)}"
         ),
     ),
     "verify_traveler_information": (
@@ -430,7 +372,7 @@ TEMPLATES: dict[str, tuple[Template, ...]] = {
             else f"fill the tank with {a.v('fuelAmount')}"
         ),
     ),
-    "lockDoors": (lambda a: f"{'unlock' if a.raw('unlock') else 'lock'} {_doors(a)}",),
+    "lockDoors": (lambda a: f"{'unlock' if a.raw('unlock') else 'lock'} {door_list(a)}",),
     "pressBrakePedal": (
         lambda a: (
             "press the brake pedal all the way down"
@@ -442,8 +384,8 @@ TEMPLATES: dict[str, tuple[Template, ...]] = {
     "adjustClimateControl": (
         lambda a: (
             f"set the cabin to {a.v('temperature')} degrees {'Fahrenheit' if a.raw('unit') == 'fahrenheit' else 'Celsius'}"
-            + _opt(a, "fanSpeed", f" with the fan at {a.n('fanSpeed')}")
-            + _opt(a, "mode", f" in {a.raw('mode')} setting")
+            + opt(a, "fanSpeed", f" with the fan at {a.n('fanSpeed')}")
+            + opt(a, "mode", f" in {a.raw('mode')} setting")
         ),
     ),
     "check_tire_pressure": (lambda a: "check my tire pressures",),
@@ -454,7 +396,7 @@ TEMPLATES: dict[str, tuple[Template, ...]] = {
         lambda a: "get the outdoor temperature from the weather service",
     ),
     "displayCarStatus": (
-        lambda a: f"show me the car's {_CAR_STATUS.get(a.raw('option'), 'status')}",
+        lambda a: f"show me the car's {CAR_STATUS.get(a.raw('option'), 'status')}",
     ),
     "display_log": (lambda a: f"show {a.v('messages')} on the car's display",),
     "estimate_distance": (
@@ -493,29 +435,3 @@ TEMPLATES: dict[str, tuple[Template, ...]] = {
         ),
     ),
 }
-
-
-def _cls(a: Args) -> str:
-    return {
-        "economy": "an economy-class",
-        "business": "a business-class",
-        "first": "a first-class",
-    }.get(a.raw("travel_class"), f"a {a.raw('travel_class')}")
-
-
-def _who(a: Args) -> str:
-    return a.v("receiver_id") if a.flowed("receiver_id") else f"the account {a.v('receiver_id')}"
-
-
-def _card(a: Args) -> str:
-    return a.v("card_id") if a.flowed("card_id") else f"my card {a.v('card_id')}"
-
-
-def _booking(a: Args) -> str:
-    return a.v("booking_id") if a.flowed("booking_id") else f"booking {a.v('booking_id')}"
-
-
-def _token(a: Args) -> str:
-    if a.flowed("access_token"):
-        return ", using " + a.v("access_token")
-    return f" (my access token is {a.v('access_token')})"
