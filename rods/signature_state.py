@@ -179,33 +179,59 @@ class ObservedCall:
     effect: Effect
 
 
+NO_EFFECT = Effect(None, frozenset(), frozenset())
+
+
+def observe_call(
+    world: World,
+    call: ToolCall,
+    atoms: dict[str, set[tuple[tuple[str, ...], str | float]]],
+    normalize: Callable[[str], str],
+    *,
+    creates: bool = True,
+    initial: dict[str, set[tuple[tuple[str, ...], str | float]]] | None = None,
+) -> ObservedCall:
+    """Execute one bound call on `world` (mutated) and record its effect.
+
+    `atoms` holds each class's state atoms as of its last observed call (updated here).
+    `initial`, when given, caches a class's atoms before any call, for several runs on identical
+    worlds (the planner's walks). `creates=False` takes the call to create nothing and skips the
+    state walk after it (the planner's cheaper prediction for calls that only read)."""
+    owner = world.owner(call.name)
+    if not owner:
+        return ObservedCall(call, world.execute(call).text, NO_EFFECT)
+    instance = world.instances[owner]
+    before = _guards(instance, owner)
+    if owner not in atoms:
+        if initial is not None and owner in initial:
+            atoms[owner] = initial[owner]  # never mutated: replaced after each creating call
+        else:
+            atoms[owner] = state_atoms(instance, normalize)
+            if initial is not None:
+                initial[owner] = atoms[owner]
+    result = world.execute(call).text
+    after = _guards(instance, owner)
+    created: frozenset[str | float] = frozenset()
+    if creates:
+        now = state_atoms(instance, normalize)
+        created = frozenset(a for _, a in now - atoms[owner])
+        atoms[owner] = now
+    changed = frozenset(a for a in before if before[a] != after[a])
+    return ObservedCall(call, result, Effect(owner, changed, created))
+
+
 def execute_observed(task: Task, world: World, normalize: Callable[[str], str]) -> list[ObservedCall]:
     """Run every ground-truth call on `world` (mutated), in order, recording each one's effect."""
     atoms: dict[str, set[tuple[tuple[str, ...], str | float]]] = {}
     out: list[ObservedCall] = []
-    none = Effect(None, frozenset(), frozenset())
     for sources in task.ground_truth:
         for source in sources:
             try:
                 call = world.bind_python_call(parse_python_call(source))
             except (CallSyntaxError, KeyError, TypeError) as e:
-                out.append(ObservedCall(None, f"Error during execution: {e}", none))
+                out.append(ObservedCall(None, f"Error during execution: {e}", NO_EFFECT))
                 continue
-            owner = world.owner(call.name)
-            instance = world.instances[owner] if owner else None
-            before = _guards(instance, owner) if owner else {}
-            if owner and owner not in atoms:
-                atoms[owner] = state_atoms(instance, normalize)
-            result = world.execute(call).text
-            if not owner:
-                out.append(ObservedCall(call, result, none))
-                continue
-            after = _guards(instance, owner)
-            now = state_atoms(instance, normalize)
-            created = frozenset(a for _, a in now - atoms[owner])
-            atoms[owner] = now
-            changed = frozenset(a for a in before if before[a] != after[a])
-            out.append(ObservedCall(call, result, Effect(owner, changed, created)))
+            out.append(observe_call(world, call, atoms, normalize))
     return out
 
 

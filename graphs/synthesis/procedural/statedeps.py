@@ -6,8 +6,8 @@ predict them to pick walks shaped like the seed. `rods.signature_state.execute_o
 the owning instance's whole public state after every call to find created values; the planner
 predicts a dozen walks per plan, and that walk was most of a plan's time. Here a call that
 only reads (by name, as `READ_ONLY` lists) is taken to create nothing and its state walk is
-skipped; everything else (the guards, the created atoms, `state_dependency_candidates`,
-`add_state_edges`) is the same code, so the prediction equals what the final task's signature
+skipped (`observe_call(..., creates=False)`); everything else (the guards, the created atoms,
+`state_dependency_candidates`, `add_state_edges`) is the same code, so the prediction equals what the final task's signature
 finds whenever the reading calls indeed create nothing (tests/unit/test_procedural.py checks
 the agreement on written variants).
 """
@@ -19,11 +19,10 @@ from typing import Any
 from rods.env.world import World
 from rods.signature import call_atoms, normalize_text
 from rods.signature_state import (
-    PRECONDITIONS,
-    Effect,
+    NO_EFFECT,
     ObservedCall,
     add_state_edges,
-    state_atoms,
+    observe_call,
     state_dependency_candidates,
 )
 from rods.tasks import ToolCall
@@ -39,15 +38,6 @@ def reads_only(name: str, owner: str) -> bool:
     return owner == "MathAPI" or name.startswith(_READ_PREFIXES) or "get_login_status" in name
 
 
-def _snapshot(value: Any) -> Any:
-    # as rods.signature_state compares guards: plain data by value, objects by identity
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, dict | list | tuple):
-        return repr(value)
-    return ("object", id(value))
-
-
 def observe(
     world: World, calls: list[ToolCall], initial: dict[str, set[Any]] | None = None
 ) -> list[ObservedCall]:
@@ -58,25 +48,11 @@ def observe(
     out: list[ObservedCall] = []
     for call in calls:
         owner = world.owner(call.name)
-        if owner is None:
-            out.append(ObservedCall(call, "", Effect(None, frozenset(), frozenset())))
+        if owner is None:  # unbound: not run (the walk is rejected elsewhere)
+            out.append(ObservedCall(call, "", NO_EFFECT))
             continue
-        instance = world.instances[owner]
-        guards = PRECONDITIONS.get(owner, {})
-        before = {a: _snapshot(getattr(instance, a, None)) for a in guards}
-        if owner not in atoms:
-            if owner not in initial:
-                initial[owner] = state_atoms(instance, normalize_text)
-            atoms[owner] = initial[owner]  # never mutated: replaced after each writing call
-        result = world.execute(call).text
-        after = {a: _snapshot(getattr(instance, a, None)) for a in guards}
-        created: frozenset[Any] = frozenset()
-        if not reads_only(call.name, owner):
-            now = state_atoms(instance, normalize_text)
-            created = frozenset(a for _, a in now - atoms[owner])
-            atoms[owner] = now
-        changed = frozenset(a for a in before if before[a] != after[a])
-        out.append(ObservedCall(call, result, Effect(owner, changed, created)))
+        creates = not reads_only(call.name, owner)
+        out.append(observe_call(world, call, atoms, normalize_text, creates=creates, initial=initial))
     return out
 
 
