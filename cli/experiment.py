@@ -219,7 +219,8 @@ def run_experiment(config: Path, out: Path, arms: list[str] | None, seeds: list[
            "LITELLM_LOCAL_MODEL_COST_MAP": "True", "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
     (out / "logs").mkdir(exist_ok=True)
     workers = Supervisor(out / "logs", env)
-    jobs = [(a, s) for a in arms for s in seeds]
+    # seed-major: an interrupted run still has every arm at the seeds it finished
+    jobs = [(a, s) for s in seeds for a in arms]
     t0 = time.monotonic()
     try:
         if SYNTH_ARMS & set(arms):
