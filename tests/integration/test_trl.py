@@ -383,7 +383,7 @@ def test_two_processes_train_on_slices_of_one_batch_per_step(tmp_path, warm_poli
             "run_dir": str(tmp_path / "run"), "out": str(tmp_path)}
     (tmp_path / "args.json").write_text(json.dumps(args))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT),
-           "TRL_EXPERIMENTAL_SILENCE": "1"}
+           "TRL_EXPERIMENTAL_SILENCE": "1", "CUDA_VISIBLE_DEVICES": ""}  # CPU processes, also on a GPU host
     argv = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
             "--master_port", str(_free_port()), __file__, str(tmp_path / "args.json")]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=400, cwd=ROOT)
@@ -416,3 +416,15 @@ def _worker(path: str) -> None:
 
 if __name__ == "__main__":
     _worker(sys.argv[1])
+
+
+def test_cpu_processes_on_a_gpu_host_are_told_to_hide_the_gpus(tmp_path, monkeypatch):
+    from trainer.config import ConfigError
+    from trainer.trl.loop import train_trl
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    cfg = config(tmp_path / "policy", "t-gpu-host", B=2, micro=8, steps=1, seed=0)
+    with pytest.raises(ConfigError, match="CUDA_VISIBLE_DEVICES= "):
+        train_trl(cfg, tmp_path / "run", settings=Settings(redis_url="redis://127.0.0.1:1/0", run="t-gpu-host"))

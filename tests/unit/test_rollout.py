@@ -213,3 +213,17 @@ def test_settings_defaults_are_the_configs() -> None:
     assert shared >= {"max_new_tokens", "max_total_tokens", "compact_tools", "temperature"}
     assert {n: getattr(plain, n) for n in shared} == {n: getattr(cfg, n) for n in shared}
     assert RolloutSettings.from_config(cfg) == plain
+
+
+def test_decoding_on_cuda_leaves_out_cudnn_attention_and_restores_it():
+    # cuDNN attention builds a plan per new key length: measured 6x slower decoding on an H200
+    # (BENCHMARKS.md, "GPU"); the other backends stay on.
+    from trainer.rollout.hf import _decode_attention
+
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    with _decode_attention(torch.device("cuda")):
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
+    assert torch.backends.cuda.cudnn_sdp_enabled() == before
+    with _decode_attention(torch.device("cpu")):
+        assert torch.backends.cuda.cudnn_sdp_enabled() == before

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from rods.env import GroundTruthCache
 from trainer.config import RolloutConfig
@@ -50,8 +52,9 @@ class HFRolloutEngine(MultiTurnEngine):
             # sdpa end to end on the 2-core CPU (benchmarks/bench_rollout.py setting).
             config._attn_implementation = "eager"
         try:
-            for part in ([r] for r in rows) if self.sequential else [rows]:
-                self._run_batch(part)
+            with _decode_attention(self.device):
+                for part in ([r] for r in rows) if self.sequential else [rows]:
+                    self._run_batch(part)
         finally:
             self.model.train(was_training)
             if config is not None:
@@ -113,3 +116,14 @@ class HFRolloutEngine(MultiTurnEngine):
                     rows[i].n_fed += 1
                     fed.append(rows[i])
             logits_n_V = torch.cat(logits)
+
+
+# cuDNN's attention builds an execution plan for every new (batch, query, key) shape; decoding
+# changes the key length at every token, so on a GPU that prefers it (Hopper) each call pays the
+# plan build. The other kernels take the same masks without that cost.
+_DECODE_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+
+def _decode_attention(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """SDPA without the cuDNN backend while decoding on CUDA; a no-op elsewhere."""
+    return sdpa_kernel(_DECODE_BACKENDS) if device.type == "cuda" else contextlib.nullcontext()

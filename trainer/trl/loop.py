@@ -180,6 +180,14 @@ def build_trainer(
     device = resolve_device(cfg.policy.device)
     # TRL's config sets up the process group (gloo on CPU); the launchers export WORLD_SIZE
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    if device.type == "cpu" and world > 1 and os.environ.get("CUDA_VISIBLE_DEVICES") != "":
+        import torch
+
+        if torch.cuda.is_available():  # accelerate would put rank k's barrier on cuda:k
+            raise ConfigError(
+                "policy.device is \"cpu\" but this host has CUDA devices: launch the processes with "
+                "CUDA_VISIBLE_DEVICES= (empty) to train on CPU, or set policy.device = \"cuda\""
+            )
     args = grpo_args(cfg, run_dir, world, use_cpu=device.type == "cpu", **trl_overrides)
     state = PartialState()
     if state.num_processes != world:
