@@ -143,26 +143,59 @@ def load_offline_pool(settings: Any, cfg: Any, variants: list[Any]) -> None:
     buffer.import_tasks(records)
 
 
-def evaluate_checkpoints(run_dir: Path, cfg: Any, protocols: list[str], limit: int | None) -> list[dict[str, Any]]:
-    """Held-out evaluation of every checkpoint of `run_dir` (and nothing twice): evals.json."""
-    from trainer.evaluate import evaluate
+SEEDS_PROTOCOL = "train"  # the run's own training seeds are scored with the training loop's rules
 
-    tasks = heldout_tasks(cfg)
+
+def evaluate_checkpoints(run_dir: Path, cfg: Any, protocols: list[str], limit: int | None) -> list[dict[str, Any]]:
+    """Held-out evaluation of every checkpoint of `run_dir`, and the final checkpoint on the run's
+    own training seeds (what the arm reached where it trained), nothing twice: evals.json."""
+    from trainer.loop import training_tasks
+
     per_step = cfg.rollout.tasks_per_step * cfg.rollout.group_size
     path = run_dir / "evals.json"
     done = json.loads(path.read_text()) if path.exists() else []
-    seen = {(e["step"], e["protocol"]) for e in done}
-    rollout = cfg.rollout.model_dump()
-    for ckpt in sorted((run_dir / "checkpoints").glob("step_*")):
+    ckpts = sorted((run_dir / "checkpoints").glob("step_*"), key=lambda c: int(c.name.split("_")[1]))
+    jobs = [(c, p, "heldout") for c in ckpts for p in protocols]
+    if ckpts:
+        jobs.append((ckpts[-1], SEEDS_PROTOCOL, "seeds"))
+    for ckpt, protocol, split in jobs:
         step = int(ckpt.name.split("_")[1])
-        for protocol in protocols:
-            if (step, protocol) in seen:
-                continue
-            rep = evaluate(str(ckpt), run_dir / "eval" / f"{ckpt.name}-{protocol}", tasks=tasks,
-                           limit=limit, rollout_overrides=rollout, protocol=protocol, device=cfg.policy.device)  # fmt: skip
-            done.append(_eval_row(rep, step, step * per_step, protocol))
+        row = _evaluate(ckpt, run_dir / "eval" / f"{ckpt.name}-{protocol}{'-seeds' * (split == 'seeds')}",
+                        cfg, protocol, split, step, step * per_step, limit, done,
+                        tasks=heldout_tasks(cfg) if split == "heldout" else training_tasks(cfg))  # fmt: skip
+        if row is not None:
+            done.append(row)
             path.write_text(json.dumps(done, indent=1))
     return done
+
+
+def evaluate_warm_start(out: Path, policy: str, cfg: Any, protocols: list[str], limit: int | None) -> None:
+    """The shared warm start before any training, as every arm's checkpoints are evaluated:
+    <out>/warmstart/evals.json (held-out with each protocol, and the training seeds)."""
+    from trainer.loop import training_tasks
+
+    path = out / "warmstart" / "evals.json"
+    done = json.loads(path.read_text()) if path.exists() else []
+    jobs = [(p, "heldout") for p in protocols] + [(SEEDS_PROTOCOL, "seeds")]
+    for protocol, split in jobs:
+        row = _evaluate(Path(policy), out / "warmstart" / "eval" / f"{protocol}-{split}", cfg, protocol, split,
+                        0, 0, limit, done, tasks=heldout_tasks(cfg) if split == "heldout" else training_tasks(cfg))  # fmt: skip
+        if row is not None:
+            done.append(row)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(done, indent=1))
+
+
+def _evaluate(ckpt: Path, out_dir: Path, cfg: Any, protocol: str, split: str, step: int, trajectories: int,
+              limit: int | None, done: list[dict[str, Any]], tasks: list[Any]) -> dict[str, Any] | None:
+    """One evaluation row, or None when `done` has it (rows written before splits existed are held-out)."""
+    from trainer.evaluate import evaluate
+
+    if any((e["step"], e["protocol"], e.get("split", "heldout")) == (step, protocol, split) for e in done):
+        return None
+    rep = evaluate(str(ckpt), out_dir, tasks=tasks, limit=limit if split == "heldout" else None,
+                   rollout_overrides=cfg.rollout.model_dump(), protocol=protocol, device=cfg.policy.device)  # fmt: skip
+    return _eval_row(rep, step, trajectories, protocol) | {"split": split}
 
 
 def _eval_row(rep: Any, step: int, trajectories: int, protocol: str) -> dict[str, Any]:
@@ -211,6 +244,8 @@ def run_experiment(config: Path, out: Path, arms: list[str] | None, seeds: list[
             "eval_limit": exp.experiment.eval_limit}  # fmt: skip
     (out / "experiment-plan.json").write_text(json.dumps(plan, indent=1))
     best = warm_start(out, exp, cfg)
+    console.print("warm start: evaluating it (held-out and training seeds; cached)")
+    evaluate_warm_start(out, best, cfg, exp.experiment.protocols, exp.experiment.eval_limit or None)
     variants = offline_pool(out, exp, cfg) if "offline" in arms else []
 
     (out / "redis").mkdir(exist_ok=True)
@@ -228,14 +263,16 @@ def run_experiment(config: Path, out: Path, arms: list[str] | None, seeds: list[
                 workers.start(f"worker{k}", _rods("worker", "--concurrency", "1", "--loglevel", "warning"))
         for i, (arm, seed) in enumerate(jobs):
             run_dir = out / arm / f"seed{seed}"
+            arm_cfg = arm_config(cfg, arm, seed, steps, exp.experiment.eval_points)
+            arm_cfg = arm_cfg.model_copy(update={"policy": arm_cfg.policy.model_copy(update={"init_from": best})})
             if (run_dir / "done.json").exists():
                 console.print(f"[{i + 1}/{len(jobs)}] {arm} seed {seed}: done, skipped")
+                # evaluations added since it finished (nothing is evaluated twice)
+                evaluate_checkpoints(run_dir, arm_cfg, exp.experiment.protocols, exp.experiment.eval_limit or None)
                 continue
             run_dir.mkdir(parents=True, exist_ok=True)
             run = f"exp-{arm}-s{seed}"
             settings = Settings(redis_url=server.url, run=run)
-            arm_cfg = arm_config(cfg, arm, seed, steps, exp.experiment.eval_points)
-            arm_cfg = arm_cfg.model_copy(update={"policy": arm_cfg.policy.model_copy(update={"init_from": best})})
             if arm == "offline":
                 load_offline_pool(settings, arm_cfg, variants)
             dispatcher = Supervisor(out / "logs", {**env, "RODS_RUN": run})

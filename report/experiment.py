@@ -108,7 +108,8 @@ def summarize(out: Path) -> dict[str, Any]:
                 "pool": _load_json(sd / "pool.json", []),
             }
         arms[arm] = {"seeds": seeds}
-    protocols = sorted({e["protocol"] for a in arms.values() for s in a["seeds"].values() for e in s["evals"]})
+    protocols = sorted({e["protocol"] for a in arms.values() for s in a["seeds"].values() for e in s["evals"]
+                        if _split(e) == "heldout"})  # fmt: skip
     for a in arms.values():
         a["held_out"] = {p: _held_out(a["seeds"], p) for p in protocols}
         half = steps / 2
@@ -118,9 +119,24 @@ def summarize(out: Path) -> dict[str, Any]:
         nz = [statistics.fmean([v for _, v in sd["nonzero_adv_tokens"]])
               for sd in a["seeds"].values() if sd["nonzero_adv_tokens"]]  # fmt: skip
         a["nonzero_adv_tokens"] = dict(zip(("mean", "ci95"), mean_ci(nz), strict=True))
+        a["training_seeds"] = _seeds_final(a["seeds"])
+    warm = _load_json(out / "warmstart" / "evals.json", []) or []  # absent: no note (older runs)
     comparisons = {p: _compare(arms, p) for p in protocols}
     return {"plan": plan, "steps": steps, "trajectories_per_step": per_step, "protocols": protocols,
-            "arms": arms, "comparisons": comparisons, "notes": notes}  # fmt: skip
+            "arms": arms, "comparisons": comparisons, "warm_start": warm, "notes": notes}  # fmt: skip
+
+
+def _split(e: dict[str, Any]) -> str:
+    return str(e.get("split", "heldout"))  # rows written before splits existed are held-out
+
+
+def _seeds_final(seeds: dict[str, Any]) -> dict[str, Any]:
+    """Mean ± 95 % CI over seeds of the final checkpoint's R_P and accuracy on the training seeds."""
+    rows = [max(evs, key=lambda e: e["step"]) for sd in seeds.values()
+            if (evs := [e for e in sd["evals"] if _split(e) == "seeds"])]  # fmt: skip
+    rp, rp_ci = mean_ci([r["overall"]["progress"] for r in rows])
+    acc, acc_ci = mean_ci([r["overall"]["accuracy"] for r in rows])
+    return {"progress": rp, "progress_ci95": rp_ci, "accuracy": acc, "accuracy_ci95": acc_ci, "n_seeds": len(rows)}
 
 
 def _held_out(seeds: dict[str, Any], protocol: str) -> dict[str, Any]:
@@ -128,7 +144,7 @@ def _held_out(seeds: dict[str, Any], protocol: str) -> dict[str, Any]:
     by_x: dict[int, dict[str, list[float]]] = {}
     for sd in seeds.values():
         for e in sd["evals"]:
-            if e["protocol"] != protocol:
+            if e["protocol"] != protocol or _split(e) != "heldout":
                 continue
             cell = by_x.setdefault(int(e["trajectories"]), {"progress": [], "accuracy": []})
             cell["progress"].append(e["overall"]["progress"])
@@ -145,7 +161,7 @@ def _held_out(seeds: dict[str, Any], protocol: str) -> dict[str, Any]:
 def _final_by_seed(arm: dict[str, Any], protocol: str) -> dict[str, float]:
     out = {}
     for name, sd in arm["seeds"].items():
-        evs = [e for e in sd["evals"] if e["protocol"] == protocol]
+        evs = [e for e in sd["evals"] if e["protocol"] == protocol and _split(e) == "heldout"]
         if evs:
             out[name] = max(evs, key=lambda e: e["trajectories"])["overall"]["progress"]
     return out
@@ -216,6 +232,10 @@ def render(summary: dict[str, Any]) -> str:
                                         x_label="trajectories", y_label=metric))  # fmt: skip
         comp = summary["comparisons"].get(p, {})
         rows = []
+        for w in summary.get("warm_start", []):
+            if w["protocol"] == p and _split(w) == "heldout":
+                rows.append(f"<tr><td>warm start (before training)</td><td>{_fmt(w['overall']['progress'])}</td>"
+                            f"<td>{_fmt(w['overall']['accuracy'], '.1f')}</td><td></td><td></td><td></td><td></td></tr>")  # fmt: skip
         for n in names:
             pts = arms[n]["held_out"][p]["points"]
             last = pts[-1] if pts else {}
@@ -234,6 +254,18 @@ def render(summary: dict[str, Any]) -> str:
             "<th>final − static (paired)</th><th>zero-var, 2nd half</th><th>non-zero-adv tokens</th></tr>"
             + "".join(rows) + "</table>"
         )
+    seed_rows = [f"<tr><td>warm start (before training)</td><td>{_fmt(w['overall']['progress'])}</td>"
+                 f"<td>{_fmt(w['overall']['accuracy'], '.1f')}</td><td>—</td></tr>"
+                 for w in summary.get("warm_start", []) if _split(w) == "seeds"]  # fmt: skip
+    for n in names:
+        t = arms[n].get("training_seeds") or {}
+        if t.get("n_seeds"):
+            seed_rows.append(f"<tr><td>{html.escape(n)}</td><td>{_fmt(t['progress'], '.3f', t['progress_ci95'])}</td>"
+                             f"<td>{_fmt(t['accuracy'], '.1f', t['accuracy_ci95'])}</td><td>{t['n_seeds']}</td></tr>")  # fmt: skip
+    if seed_rows:
+        parts.append("<h2>The training seeds, final checkpoint (protocol <code>train</code>)</h2>"
+                     "<p>What each arm reached on the tasks it trained from (not held-out).</p><table><tr><th>arm</th>"
+                     "<th>R_P (95 % CI)</th><th>accuracy %</th><th>seeds</th></tr>" + "".join(seed_rows) + "</table>")  # fmt: skip
     synth_rows = []
     for n in names:
         for sname, sd in arms[n]["seeds"].items():

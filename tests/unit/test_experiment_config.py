@@ -52,3 +52,41 @@ def test_a_bad_experiment_file_is_one_clear_error(tmp_path: Path) -> None:
     bad.write_text("[loop]\nsteps = 'many'\n")
     with pytest.raises(ConfigError, match="loop.steps"):
         load_experiment(bad)
+
+
+def test_checkpoints_are_evaluated_held_out_and_the_last_on_the_training_seeds_once(tmp_path, monkeypatch) -> None:
+    import json
+
+    import trainer.evaluate
+    from cli.experiment import evaluate_checkpoints, evaluate_warm_start
+
+    calls: list[tuple[str, str, int, int | None]] = []
+
+    class Report:
+        def table(self) -> dict:
+            return {"overall": {"progress": 0.5, "accuracy": 0.0, "n": 1}}
+
+    def fake_evaluate(checkpoint, out_dir, *, tasks, limit, protocol, **kw):  # noqa: ANN001, ANN202
+        calls.append((Path(checkpoint).name, protocol, len(tasks), limit))
+        return Report()
+
+    monkeypatch.setattr(trainer.evaluate, "evaluate", fake_evaluate)
+    exp, cfg = load_experiment(CONFIGS / "experiment-cpu.toml")
+    run = tmp_path / "run"
+    for step in (6, 12):
+        (run / "checkpoints" / f"step_{step}").mkdir(parents=True)
+    old = {"step": 6, "trajectories": 144, "protocol": "train", "overall": {"progress": 0.1, "accuracy": 0.0}}
+    (run / "evals.json").write_text(json.dumps([old]))  # written before splits existed: held-out
+    rows = evaluate_checkpoints(run, cfg, ["train", "bfcl"], 25)
+    n_held, n_seeds = len(heldout_tasks(cfg)), 27
+    assert calls == [("step_6", "bfcl", n_held, 25), ("step_12", "train", n_held, 25),
+                     ("step_12", "bfcl", n_held, 25), ("step_12", "train", n_seeds, None)]  # fmt: skip
+    assert [(r["step"], r["protocol"], r.get("split")) for r in rows] == [
+        (6, "train", None), (6, "bfcl", "heldout"), (12, "train", "heldout"), (12, "bfcl", "heldout"),
+        (12, "train", "seeds")]  # fmt: skip
+    calls.clear()
+    assert evaluate_checkpoints(run, cfg, ["train", "bfcl"], 25) == rows and calls == []
+    evaluate_warm_start(tmp_path, str(tmp_path / "ws"), cfg, ["train"], 25)
+    evaluate_warm_start(tmp_path, str(tmp_path / "ws"), cfg, ["train"], 25)
+    assert calls == [("ws", "train", n_held, 25), ("ws", "train", n_seeds, None)]
+    assert [r["split"] for r in json.loads((tmp_path / "warmstart" / "evals.json").read_text())] == ["heldout", "seeds"]

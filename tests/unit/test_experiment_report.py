@@ -75,3 +75,26 @@ def test_page_and_json_are_written_and_missing_inputs_are_notes(exp_dir: Path) -
     data = json.loads((exp_dir / "experiment.json").read_text())
     assert any("rods/seed1/evals.json" in n for n in data["notes"])
     assert data["arms"]["rods"]["held_out"]["train"]["points"][-1]["n_seeds"] == 1
+
+
+def test_training_seed_rows_stay_out_of_the_held_out_numbers_and_get_their_own_table(exp_dir: Path) -> None:
+    for arm, seed, rp in (("static", 0, 0.5), ("static", 1, 0.7), ("rods", 0, 0.9)):
+        path = exp_dir / arm / f"seed{seed}" / "evals.json"
+        rows = json.loads(path.read_text())
+        rows.append({"step": 4, "trajectories": 96, "protocol": "train", "split": "seeds",
+                     "overall": {"progress": rp, "accuracy": 10.0, "n": 27}})  # fmt: skip
+        path.write_text(json.dumps(rows))
+    (exp_dir / "warmstart").mkdir()
+    (exp_dir / "warmstart" / "evals.json").write_text(json.dumps([
+        {"step": 0, "trajectories": 0, "protocol": "train", "split": "heldout", "overall": {"progress": 0.01, "accuracy": 0.0}},
+        {"step": 0, "trajectories": 0, "protocol": "train", "split": "seeds", "overall": {"progress": 0.33, "accuracy": 0.0}},
+    ]))  # fmt: skip
+    s = summarize(exp_dir)
+    # the held-out numbers are those of test_summary_numbers, untouched by the seed rows
+    assert s["arms"]["static"]["held_out"]["train"]["points"][-1]["progress"] == pytest.approx(0.25)
+    assert s["comparisons"]["train"]["rods"]["final_minus_static"] == pytest.approx(0.125)
+    assert s["arms"]["static"]["training_seeds"]["progress"] == pytest.approx(0.6)
+    assert s["arms"]["static"]["training_seeds"]["n_seeds"] == 2 and s["arms"]["rods"]["training_seeds"]["n_seeds"] == 1
+    text = write_experiment_report(exp_dir).read_text()
+    assert "The training seeds, final checkpoint" in text and text.count("warm start (before training)") == 2
+    assert "0.330" in text and "0.010" in text
