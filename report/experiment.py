@@ -289,10 +289,55 @@ def render(summary: dict[str, Any]) -> str:
             f"<style>{css}</style></head><body>" + "\n".join(parts) + "</body></html>")  # fmt: skip
 
 
+def render_markdown(summary: dict[str, Any]) -> str:
+    """The report's tables as Markdown (experiment.md), to paste where results are written up."""
+    arms, names = summary["arms"], list(summary["arms"])
+    ws = summary.get("warm_start", [])
+    seeds = ", ".join(map(str, summary["plan"].get("seeds", [])))
+    out = [f"{len(names)} arms × seeds {seeds}; {summary['steps']} steps × "
+           f"{summary['trajectories_per_step']} trajectories per step (mean ± 95 % CI over seeds).", ""]  # fmt: skip
+    for p in summary["protocols"]:
+        comp = summary["comparisons"].get(p, {})
+        xs = sorted({q["trajectories"] for n in names for q in arms[n]["held_out"][p]["points"]})
+        out += [f"Held-out, protocol `{p}`:", "",
+                "| arm | R_P at " + " / ".join(map(str, xs)) + " trajectories | final R_P | accuracy % "
+                "| trajectories to static's final | final − static (paired) | zero-var, 2nd half | non-zero-adv tokens |",
+                "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for w in ws:
+            if w["protocol"] == p and _split(w) == "heldout":
+                out.append(f"| warm start | — | {_fmt(w['overall']['progress'])} | "
+                           f"{_fmt(w['overall']['accuracy'], '.1f')} | | | | |")  # fmt: skip
+        for n in names:
+            pts = {q["trajectories"]: q for q in arms[n]["held_out"][p]["points"]}
+            last = pts[xs[-1]] if xs and xs[-1] in pts else {}
+            c, a = comp.get(n, {}), arms[n]
+            out.append(
+                f"| {n} | {' / '.join(_fmt(pts[x]['progress']) if x in pts else '—' for x in xs)} "
+                f"| {_fmt(last.get('progress'), '.3f', last.get('progress_ci95'))} "
+                f"| {_fmt(last.get('accuracy'), '.1f', last.get('accuracy_ci95'))} "
+                f"| {_fmt(c.get('trajectories_to_static_final'), '.0f')} "
+                f"| {_fmt(c.get('final_minus_static'), '+.3f', c.get('final_minus_static_ci95'))} "
+                f"| {_fmt(a['zero_var_second_half']['mean'], '.2f', a['zero_var_second_half']['ci95'])} "
+                f"| {_fmt(a['nonzero_adv_tokens']['mean'], '.2f', a['nonzero_adv_tokens']['ci95'])} |"
+            )
+        out.append("")
+    out += ["Training seeds, final checkpoint (protocol `train`):", "", "| arm | R_P | accuracy % | seeds |",
+            "|---|---|---|---|"]  # fmt: skip
+    out += [f"| warm start | {_fmt(w['overall']['progress'])} | {_fmt(w['overall']['accuracy'], '.1f')} | — |"
+            for w in ws if _split(w) == "seeds"]  # fmt: skip
+    for n in names:
+        t = arms[n].get("training_seeds") or {}
+        if t.get("n_seeds"):
+            out.append(f"| {n} | {_fmt(t['progress'], '.3f', t['progress_ci95'])} "
+                       f"| {_fmt(t['accuracy'], '.1f', t['accuracy_ci95'])} | {t['n_seeds']} |")  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
 def write_experiment_report(out: Path) -> Path:
-    """Write experiment.json and experiment.html into `out`; returns the page's path."""
+    """Write experiment.json, experiment.html and experiment.md into `out`; returns the page's path."""
     summary = summarize(out)
     (out / "experiment.json").write_text(json.dumps(summary, indent=1, allow_nan=False, default=_null))
+    (out / "experiment.md").write_text(render_markdown(summary))
     page = out / "experiment.html"
     page.write_text(render(summary))
     return page

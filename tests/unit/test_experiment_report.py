@@ -98,3 +98,6 @@ def test_training_seed_rows_stay_out_of_the_held_out_numbers_and_get_their_own_t
     text = write_experiment_report(exp_dir).read_text()
     assert "The training seeds, final checkpoint" in text and text.count("warm start (before training)") == 2
     assert "0.330" in text and "0.010" in text
+    md = (exp_dir / "experiment.md").read_text()
+    assert "| static | 0.100 / 0.250 | 0.250 ± " in md and "| rods | 0.200 / 0.375 |" in md
+    assert "| warm start | 0.330 | 0.0 | — |" in md and "| static | 0.600 ± " in md
