@@ -323,12 +323,12 @@ TEMPLATES: dict[str, tuple[Template, ...]] = {
     "get_nearest_airport_by_city": (lambda a: f"tell me the closest airport to {a.w('location')}",),
     "get_flight_cost": (
         lambda a: (
-            f"quote me {travel_class(a)} fare from {a.v('travel_from')} to {a.v('travel_to')} on {a.v('travel_date')}"
+            f"quote me {travel_class(a)} fare from {a.v('travel_from')} to {a.v('travel_to')} on {a.date('travel_date')}"
         ),
     ),
     "book_flight": (
         lambda a: (
-            f"book {travel_class(a)} seat from {a.v('travel_from')} to {a.v('travel_to')} on {a.v('travel_date')}, "
+            f"book {travel_class(a)} seat from {a.v('travel_from')} to {a.v('travel_to')} on {a.date('travel_date')}, "
             f"paying with {card(a)}{token_aside(a)}"
         ),
     ),
