@@ -76,3 +76,25 @@ def test_a_token_is_said_once_per_turn_whatever_its_wording():
     for seed in range(40):
         (text,) = write_queries((calls,), (("{}", "{}"),), random.Random(seed))
         assert text.count("tok9") == 1, text
+
+
+def test_cards_and_payments_are_said_several_ways():
+    rng = random.Random(5)
+    cards = {voice.card("'c1'", rng) for _ in range(N)}
+    assert "the credit card with id 'c1'" in cards and len(cards) >= 3
+    assert len({voice.pay(rng) for _ in range(N)}) >= 3
+
+
+def test_zip_codes_are_not_always_looked_up():
+    call = ToolCall(name="get_zipcode_based_on_city", arguments={"city": "Rivermist"})
+    texts = [clause(call, Flow([]), random.Random(s)) for s in range(80)]
+    assert sum("zip code" in t for t in texts) < len(texts) / 2
+    assert all("Rivermist" in t for t in texts)
+
+
+def test_stories_draw_from_many_occasions():
+    from graphs.synthesis.procedural.story import OCCASIONS, Story
+
+    projects = Counter(Story(random.Random(s)).project for s in range(2000))
+    assert len(OCCASIONS) >= 50 and len(projects) >= 50
+    assert max(projects.values()) / 2000 < 0.05  # no occasion in 5 % of variants

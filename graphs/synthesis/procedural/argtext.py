@@ -94,7 +94,7 @@ def who(a: Args) -> str:
 
 
 def card(a: Args) -> str:
-    return a.v("card_id") if a.flowed("card_id") else f"my card {a.v('card_id')}"
+    return a.v("card_id") if a.flowed("card_id") else voice.card(a.v("card_id"), a.rng)
 
 
 def booking(a: Args) -> str:

@@ -4,7 +4,7 @@ Issue 13's discriminator (naive Bayes over word 1-2-grams) told every variant fr
 tasks; its heaviest variant-side features were fixed wordings no BFCL user writes: "the flight
 you just booked" (a result referred to by its source), "(my access token is '…')", dates as
 "on '2026-04-15'", "look up …", "tell me …". The training split's users say "access token
-'abc123xyz'", "with id", "on October 15, 2026", "could you find …", "I'd like to know …". Each
+'abc123xyz'", "with id", "on October 15, 2026", "could you retrieve …", "I'd like to know …". Each
 helper here draws among a few such wordings, the old one among them, so that no single one
 recurs in most variants; none changes a value the agent needs.
 """
@@ -77,14 +77,26 @@ def token(value: str, rng: random.Random) -> str:
     return rng.choice(forms)
 
 
+def card(value: str, rng: random.Random) -> str:
+    """A credit card the user names (`value` already quoted): "my card '…'" was the only form;
+    BFCL's users say "the credit card with id '…'", "my credit card '…'"."""
+    forms = (f"my card {value}", f"my credit card {value}", f"the credit card with id {value}", f"card {value}")
+    return rng.choice(forms)
+
+
+def pay(rng: random.Random) -> str:
+    """How a booking is paid ("paying with " was the only form)."""
+    return rng.choice(("paying with ", "using ", "with ", "and charge it to "))
+
+
 # The clause leads of the templates that humans never write, with the wordings they use.
 _LEADS: dict[str, tuple[str, ...]] = {
     "tell me ": (
-        "tell me ", "let me know ", "find out ", "I need to know ", "I want to know ", "I'd like to know ",
+        "tell me ", "let me know ", "determine ", "I need to know ", "check ", "I'd like to know ",
     ),  # fmt: skip
-    "look up ": ("find ", "retrieve ", "get ", "identify "),
+    "look up ": ("locate ", "retrieve ", "get ", "identify "),
     "get me ": ("get me ", "provide ", "retrieve ", "I need "),
-    "show me ": ("show me ", "display ", "provide ", "I'd like to see ", "I want to see "),
+    "show me ": ("show me ", "display ", "provide ", "I'd like to see ", "pull up "),
 }
 
 
