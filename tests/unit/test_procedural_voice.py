@@ -98,3 +98,10 @@ def test_stories_draw_from_many_occasions():
     projects = Counter(Story(random.Random(s)).project for s in range(2000))
     assert len(OCCASIONS) >= 50 and len(projects) >= 50
     assert max(projects.values()) / 2000 < 0.05  # no occasion in 5 % of variants
+
+
+def test_no_frame_that_no_training_turn_uses():
+    from graphs.synthesis.procedural.writer import _FRAMES
+
+    prefixes = {p.strip().lower() for p, _ in _FRAMES}
+    assert not prefixes & {"pls", "try to", "quickly"}  # in none of BFCL's training turns

@@ -63,7 +63,7 @@ _FRAMES = (
     ("", "."), ("", "."), ("", "."), ("", "."), ("", "."), ("", "."),
     ("Please ", "."), ("Can you ", "?"), ("Could you ", "?"), ("Now ", "."), ("Kindly ", "."),
     ("Just ", "."), ("Would you ", "?"), ("Next ", "."), ("Also ", "."), ("Then ", "."),
-    ("Quickly ", "."), ("Pls ", "."), ("Try to ", "."), ("First ", "."), ("Kindly ", "."),
+    ("Please ", "."), ("Could you ", "?"), ("First ", "."), ("Kindly ", "."),
 )  # fmt: skip
 _LATER_ONLY = frozenset({"Next ", "Also ", "Then ", "Now "})
 # Joins between clauses of one turn: (text, starts a new sentence).
