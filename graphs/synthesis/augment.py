@@ -161,6 +161,10 @@ _SUPPLY = (
     "{V}.", "Should be {v}.", "My bad, {v}.", "Ah, {v}.", "Take {v}.", "I mean {v}.",
     "{V} — that's the {noun}.", "Let's say {v}.", "Pick {v}.", "Oops, {v}.", "Yes, {v}.",
     "Set the {noun} to {v}.", "Oh right, it's {v}.", "Go for {v}.", "We want {v}.",
+    "Apologies, the {noun} is {v}.", "Use {v} for the {noun}.", "I left that out: {v}.",
+    "Just use {v}.", "The one I want is {v}.", "{V} works.", "Please use {v}.", "It should be {v}.",
+    "I'd go with {v}.", "Let me add that the {noun} is {v}.", "You can use {v}.", "For the {noun}, {v}.",
+    "Okay, {v}.", "Oh, {v}.",
 )  # fmt: skip
 
 

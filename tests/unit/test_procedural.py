@@ -437,11 +437,19 @@ def test_user_supplied_values_appear_in_the_turn_and_flowed_ids_do_not():
                     if flow.source(value) is not None:
                         if value not in ("",) and len(value) >= 4 and not value.isalpha():
                             assert value not in query, (call, query)  # referred to, not named
+                    elif name == "travel_date":  # said as people write dates (voice.date)
+                        year, month, day = (int(x) for x in value.split("-"))
+                        said = (value, _MONTH_NAMES[month - 1])
+                        assert str(year) in query and any(s in query for s in said), (value, query)
                     else:
                         assert value.lower() in query.lower(), (name, value, query)
                 earlier.append((call, world.execute(call).text))
 
 
+_MONTH_NAMES = (
+    "January", "February", "March", "April", "May", "June", "July", "August", "September",
+    "October", "November", "December",
+)  # fmt: skip
 _ENUM_LIKE = frozenset(
     {"mode", "option", "unit", "unit_in", "unit_out", "order_type", "travel_class", "ignitionMode"}
 )

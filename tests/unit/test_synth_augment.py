@@ -124,3 +124,18 @@ def test_long_context_keeps_content_and_loads_large_state(base, cache):
 def test_base_is_unchanged(base):
     body = augment_body(base, "base", random.Random(0))
     assert body["question"] == base.model_dump(mode="json")["question"]
+
+
+def test_supplying_turns_have_enough_openers_that_none_passes_five_percent():
+    """Issue 13: with 28 forms (3.6 % each) sampling noise put one form's opener over 5 % of a
+    category's miss_param variants in most audits ('that would be' 5.5 %, 'sorry i meant')."""
+    from collections import Counter
+
+    from graphs.synthesis.audit_text import opener
+    from graphs.synthesis.augment import _SUPPLY
+
+    openers = Counter(
+        opener(f.replace("{V}", "'Blue'").format(noun="colour", v="'blue'")) for f in _SUPPLY
+    )
+    assert len(_SUPPLY) >= 40
+    assert max(openers.values()) / len(_SUPPLY) <= 0.025

@@ -6,6 +6,7 @@ source (`Args.flowed`), not restated.
 
 from __future__ import annotations
 
+from graphs.synthesis.procedural import voice
 from graphs.synthesis.procedural.render import Args, direct
 
 
@@ -93,7 +94,7 @@ def who(a: Args) -> str:
 
 
 def card(a: Args) -> str:
-    return a.v("card_id") if a.flowed("card_id") else f"my card {a.v('card_id')}"
+    return a.v("card_id") if a.flowed("card_id") else voice.card(a.v("card_id"), a.rng)
 
 
 def booking(a: Args) -> str:
@@ -103,4 +104,4 @@ def booking(a: Args) -> str:
 def token_aside(a: Args) -> str:
     if a.flowed("access_token"):
         return ", using " + a.v("access_token")
-    return f" (my access token is {a.v('access_token')})"
+    return voice.token(a.v("access_token"), a.rng)

@@ -141,7 +141,7 @@ EXTRA: dict[str, tuple[Template, ...]] = {
     "view_messages_sent": (lambda a: "what messages have I sent",),
     "list_users": (lambda a: "who's in the workspace",),
     "get_flight_cost": (
-        lambda a: f"how much is a {a.raw('travel_class')} flight from {a.v('travel_from')} to {a.v('travel_to')} on {a.v('travel_date')}",
+        lambda a: f"how much is a {a.raw('travel_class')} flight from {a.v('travel_from')} to {a.v('travel_to')} on {a.date('travel_date')}",
     ),
     "get_all_credit_cards": (lambda a: "which cards do I have registered",),
     "get_booking_history": (lambda a: "what have I booked so far" + token_aside(a),),

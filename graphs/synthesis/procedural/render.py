@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from graphs.synthesis.procedural import voice
 from graphs.synthesis.procedural.flow import Flow, Offer
 from rods.tasks import ToolCall
 
@@ -171,13 +172,20 @@ class Args:
                 return f"those {len(value)} {noun} from before"
             return direct(value)
         offer = self.source(name)
-        return direct(value) if offer is None else describe(offer, self.flow)
+        return direct(value) if offer is None else voice.source(describe(offer, self.flow), self.rng)
 
     def w(self, name: str) -> str:
         """Like `v`, but a named string without quotes (people, places, companies)."""
         value = self.raw(name)
         if isinstance(value, str) and self.source(name) is None:
             return value
+        return self.v(name)
+
+    def date(self, name: str) -> str:
+        """A date the user supplies, as people write it (`voice.date`); a flowed one by source."""
+        value = self.raw(name)
+        if isinstance(value, str) and self.source(name) is None:
+            return voice.date(value, self.rng)
         return self.v(name)
 
     def n(self, name: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from graphs.synthesis.procedural import voice
 from graphs.synthesis.procedural.argtext import (
     CAR_STATUS,
     WC,
@@ -323,13 +324,13 @@ TEMPLATES: dict[str, tuple[Template, ...]] = {
     "get_nearest_airport_by_city": (lambda a: f"tell me the closest airport to {a.w('location')}",),
     "get_flight_cost": (
         lambda a: (
-            f"quote me {travel_class(a)} fare from {a.v('travel_from')} to {a.v('travel_to')} on {a.v('travel_date')}"
+            f"quote me {travel_class(a)} fare from {a.v('travel_from')} to {a.v('travel_to')} on {a.date('travel_date')}"
         ),
     ),
     "book_flight": (
         lambda a: (
-            f"book {travel_class(a)} seat from {a.v('travel_from')} to {a.v('travel_to')} on {a.v('travel_date')}, "
-            f"paying with {card(a)}{token_aside(a)}"
+            f"book {travel_class(a)} seat from {a.v('travel_from')} to {a.v('travel_to')} on {a.date('travel_date')}, "
+            f"{voice.pay(a.rng)}{card(a)}{token_aside(a)}"
         ),
     ),
     "get_credit_card_balance": (lambda a: f"tell me the balance on {card(a)}{token_aside(a)}",),
@@ -415,7 +416,12 @@ TEMPLATES: dict[str, tuple[Template, ...]] = {
         ),
     ),
     "liter_to_gallon": (lambda a: f"convert {a.v('liter')} liters into gallons",),
-    "get_zipcode_based_on_city": (lambda a: f"look up the zip code of {a.w('city')}",),
+    "get_zipcode_based_on_city": (
+        lambda a: f"look up the zip code of {a.w('city')}",
+        lambda a: f"retrieve the postal code for {a.w('city')}",
+        lambda a: f"get the zipcode of {a.w('city')}",
+        lambda a: f"I need the postal code of {a.w('city')}",
+    ),
     "set_navigation": (lambda a: f"navigate to {a.v('destination')}",),
     "setCruiseControl": (
         lambda a: (

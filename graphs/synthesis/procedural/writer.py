@@ -25,6 +25,7 @@ import functools
 import random
 import re
 
+from graphs.synthesis.procedural import voice
 from graphs.synthesis.procedural.flow import Flow
 from graphs.synthesis.procedural.mined import matching
 from graphs.synthesis.procedural.phrasing import EXTRA
@@ -32,8 +33,6 @@ from graphs.synthesis.procedural.render import Args
 from graphs.synthesis.procedural.story import Story
 from graphs.synthesis.procedural.templates import TEMPLATES
 from rods.tasks import ToolCall, function_docs
-
-_ASIDE_RE = re.compile(r" \(my access token is '[^']*'\)")
 
 # Openers of a conversation's first turn (most turns have none: P_OPENER).
 P_OPENER_FIRST, P_OPENER_LATER = 0.3, 0.3
@@ -64,7 +63,7 @@ _FRAMES = (
     ("", "."), ("", "."), ("", "."), ("", "."), ("", "."), ("", "."),
     ("Please ", "."), ("Can you ", "?"), ("Could you ", "?"), ("Now ", "."), ("Kindly ", "."),
     ("Just ", "."), ("Would you ", "?"), ("Next ", "."), ("Also ", "."), ("Then ", "."),
-    ("Quickly ", "."), ("Pls ", "."), ("Try to ", "."), ("First ", "."), ("Kindly ", "."),
+    ("Please ", "."), ("Could you ", "?"), ("First ", "."), ("Kindly ", "."),
 )  # fmt: skip
 _LATER_ONLY = frozenset({"Next ", "Also ", "Then ", "Now "})
 # Joins between clauses of one turn: (text, starts a new sentence).
@@ -100,7 +99,7 @@ _CAR_SETUP = frozenset({"lockDoors", "pressBrakePedal"})
 def clause(call: ToolCall, flow: Flow, rng: random.Random) -> str:
     """One call as an imperative clause (raises KeyError for a function without a template)."""
     variants = TEMPLATES[call.name] + EXTRA.get(call.name, ())
-    return variants[rng.randrange(len(variants))](Args(call, flow, rng))
+    return voice.lead(variants[rng.randrange(len(variants))](Args(call, flow, rng)), rng)
 
 
 def _feeds_next(i: int, rest: tuple[ToolCall, ...], flow: Flow) -> bool:
@@ -155,10 +154,11 @@ def _turn_clauses(
         flow.add(call, result)
         if call.name in _LOOKUPS and not last and _feeds_next(base + j, calls[j + 1 :], flow):
             continue  # the consumer names the looked-up thing itself
-        for a in _ASIDE_RE.findall(text):  # say a credential once per turn
-            if a in said:
+        for a in voice.TOKEN_ASIDE.findall(text):  # say a credential once per turn
+            value = a[a.index("'") : a.rindex("'") + 1]
+            if value in said:
                 text = text.replace(a, "")
-            said.add(a)
+            said.add(value)
         if location:
             where = " inside ".join(reversed(location))
             if rng.random() < 0.5 and _kind(text) == "i":
