@@ -196,7 +196,7 @@ def _compare(arms: dict[str, Any], protocol: str) -> dict[str, Any]:
 def _fmt(v: float | None, spec: str = ".3f", ci: float | None = None) -> str:
     if v is None:
         return "—"
-    return format(v, spec) + (f" ± {format(ci, spec)}" if ci is not None else "")
+    return format(v, spec) + (f" ± {format(ci, spec.lstrip('+'))}" if ci is not None else "")
 
 
 def _mean_curve(seeds: dict[str, Any], key: str) -> Series:
