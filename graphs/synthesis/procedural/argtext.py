@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from graphs.synthesis.procedural import voice
 from graphs.synthesis.procedural.render import Args, direct
+from graphs.synthesis.procedural.scope import SI_UNITS
 
 
 def opt(a: Args, name: str, text: str) -> str:
@@ -43,12 +44,7 @@ CAR_STATUS = {
     "engine": "engine state",
 }
 UNITS = {
-    "km": "kilometers",
-    "m": "meters",
-    "cm": "centimeters",
-    "mm": "millimeters",
-    "um": "micrometers",
-    "nm": "nanometers",
+    **SI_UNITS,  # the simulator's metric lengths, as scope.py samples them
     "in": "inches",
     "ft": "feet",
     "yd": "yards",
