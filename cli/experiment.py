@@ -149,53 +149,47 @@ SEEDS_PROTOCOL = "train"  # the run's own training seeds are scored with the tra
 def evaluate_checkpoints(run_dir: Path, cfg: Any, protocols: list[str], limit: int | None) -> list[dict[str, Any]]:
     """Held-out evaluation of every checkpoint of `run_dir`, and the final checkpoint on the run's
     own training seeds (what the arm reached where it trained), nothing twice: evals.json."""
-    from trainer.loop import training_tasks
-
     per_step = cfg.rollout.tasks_per_step * cfg.rollout.group_size
-    path = run_dir / "evals.json"
-    done = json.loads(path.read_text()) if path.exists() else []
     ckpts = sorted((run_dir / "checkpoints").glob("step_*"), key=lambda c: int(c.name.split("_")[1]))
-    jobs = [(c, p, "heldout") for c in ckpts for p in protocols]
-    if ckpts:
-        jobs.append((ckpts[-1], SEEDS_PROTOCOL, "seeds"))
-    for ckpt, protocol, split in jobs:
-        step = int(ckpt.name.split("_")[1])
-        row = _evaluate(ckpt, run_dir / "eval" / f"{ckpt.name}-{protocol}{'-seeds' * (split == 'seeds')}",
-                        cfg, protocol, split, step, step * per_step, limit, done,
-                        tasks=heldout_tasks(cfg) if split == "heldout" else training_tasks(cfg))  # fmt: skip
-        if row is not None:
-            done.append(row)
-            path.write_text(json.dumps(done, indent=1))
-    return done
+    jobs = [(c, p, "heldout") for c in ckpts for p in protocols] + [(c, SEEDS_PROTOCOL, "seeds") for c in ckpts[-1:]]
+    return _run_evals(run_dir / "evals.json", cfg, limit, [
+        (c, run_dir / "eval" / f"{c.name}-{p}{'-seeds' * (split == 'seeds')}", p, split,
+         (step := int(c.name.split("_")[1])), step * per_step)
+        for c, p, split in jobs
+    ])  # fmt: skip
 
 
 def evaluate_warm_start(out: Path, policy: str, cfg: Any, protocols: list[str], limit: int | None) -> None:
     """The shared warm start before any training, as every arm's checkpoints are evaluated:
     <out>/warmstart/evals.json (held-out with each protocol, and the training seeds)."""
+    jobs = [(p, "heldout") for p in protocols] + [(SEEDS_PROTOCOL, "seeds")]
+    _run_evals(out / "warmstart" / "evals.json", cfg, limit, [
+        (Path(policy), out / "warmstart" / "eval" / f"{p}-{split}", p, split, 0, 0) for p, split in jobs
+    ])  # fmt: skip
+
+
+EvalJob = tuple[Path, Path, str, str, int, int]  # checkpoint, output dir, protocol, split, step, trajectories
+
+
+def _run_evals(path: Path, cfg: Any, limit: int | None, jobs: list[EvalJob]) -> list[dict[str, Any]]:
+    """Run the jobs whose (step, protocol, split) `path` does not hold yet (rows written before
+    splits existed are held-out), appending each row to `path` as it finishes; all rows."""
+    from trainer.evaluate import evaluate
     from trainer.loop import training_tasks
 
-    path = out / "warmstart" / "evals.json"
     done = json.loads(path.read_text()) if path.exists() else []
-    jobs = [(p, "heldout") for p in protocols] + [(SEEDS_PROTOCOL, "seeds")]
-    for protocol, split in jobs:
-        row = _evaluate(Path(policy), out / "warmstart" / "eval" / f"{protocol}-{split}", cfg, protocol, split,
-                        0, 0, limit, done, tasks=heldout_tasks(cfg) if split == "heldout" else training_tasks(cfg))  # fmt: skip
-        if row is not None:
-            done.append(row)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(done, indent=1))
-
-
-def _evaluate(ckpt: Path, out_dir: Path, cfg: Any, protocol: str, split: str, step: int, trajectories: int,
-              limit: int | None, done: list[dict[str, Any]], tasks: list[Any]) -> dict[str, Any] | None:
-    """One evaluation row, or None when `done` has it (rows written before splits existed are held-out)."""
-    from trainer.evaluate import evaluate
-
-    if any((e["step"], e["protocol"], e.get("split", "heldout")) == (step, protocol, split) for e in done):
-        return None
-    rep = evaluate(str(ckpt), out_dir, tasks=tasks, limit=limit if split == "heldout" else None,
-                   rollout_overrides=cfg.rollout.model_dump(), protocol=protocol, device=cfg.policy.device)  # fmt: skip
-    return _eval_row(rep, step, trajectories, protocol) | {"split": split}
+    have = {(e["step"], e["protocol"], e.get("split", "heldout")) for e in done}
+    todo = [j for j in jobs if (j[4], j[2], j[3]) not in have]
+    if not todo:
+        return done
+    tasks = {"heldout": heldout_tasks(cfg), "seeds": training_tasks(cfg)}  # read once, only when needed
+    for ckpt, out_dir, protocol, split, step, trajectories in todo:
+        rep = evaluate(str(ckpt), out_dir, tasks=tasks[split], limit=limit if split == "heldout" else None,
+                       rollout_overrides=cfg.rollout.model_dump(), protocol=protocol, device=cfg.policy.device)  # fmt: skip
+        done.append(_eval_row(rep, step, trajectories, protocol) | {"split": split})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(done, indent=1))
+    return done
 
 
 def _eval_row(rep: Any, step: int, trajectories: int, protocol: str) -> dict[str, Any]:
