@@ -208,6 +208,47 @@ def _mean_curve(seeds: dict[str, Any], key: str) -> Series:
     return Series("", xs, [statistics.fmean(by_step[x]) for x in xs])
 
 
+WARM = "warm start"  # the row of the shared warm start, before any training
+_HTML_LABELS = {WARM: "warm start (before training)"}
+
+
+def _final_rows(summary: dict[str, Any], protocol: str) -> list[tuple[str, list[str]]]:
+    """The final held-out table's rows (the warm start first): final R_P, accuracy, trajectories
+    to static's final, final − static, zero-variance in the 2nd half, non-zero-advantage tokens."""
+    rows = [(WARM, [_fmt(w["overall"]["progress"]), _fmt(w["overall"]["accuracy"], ".1f"), "", "", "", ""])
+            for w in summary.get("warm_start", []) if w["protocol"] == protocol and _split(w) == "heldout"]  # fmt: skip
+    comp = summary["comparisons"].get(protocol, {})
+    for n, a in summary["arms"].items():
+        pts = a["held_out"][protocol]["points"]
+        last, c = (pts[-1] if pts else {}), comp.get(n, {})
+        zv, nz = a["zero_var_second_half"], a["nonzero_adv_tokens"]
+        rows.append((n, [
+            _fmt(last.get("progress"), ".3f", last.get("progress_ci95")),
+            _fmt(last.get("accuracy"), ".1f", last.get("accuracy_ci95")),
+            _fmt(c.get("trajectories_to_static_final"), ".0f"),
+            _fmt(c.get("final_minus_static"), "+.3f", c.get("final_minus_static_ci95")),
+            _fmt(zv["mean"], ".2f", zv["ci95"]), _fmt(nz["mean"], ".2f", nz["ci95"]),
+        ]))  # fmt: skip
+    return rows
+
+
+def _seed_rows(summary: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """The training-seed table's rows (the warm start first): R_P, accuracy, seeds."""
+    rows = [(WARM, [_fmt(w["overall"]["progress"]), _fmt(w["overall"]["accuracy"], ".1f"), "—"])
+            for w in summary.get("warm_start", []) if _split(w) == "seeds"]  # fmt: skip
+    for n, a in summary["arms"].items():
+        t = a.get("training_seeds") or {}
+        if t.get("n_seeds"):
+            rows.append((n, [_fmt(t["progress"], ".3f", t["progress_ci95"]),
+                             _fmt(t["accuracy"], ".1f", t["accuracy_ci95"]), str(t["n_seeds"])]))  # fmt: skip
+    return rows
+
+
+def _html_row(name: str, cells: list[str]) -> str:
+    label = html.escape(_HTML_LABELS.get(name, name))
+    return f"<tr><td>{label}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
 def render(summary: dict[str, Any]) -> str:
     arms = summary["arms"]
     names = list(arms)
@@ -230,38 +271,14 @@ def render(summary: dict[str, Any]) -> str:
                                      svg.PALETTE[i % len(svg.PALETTE)]))  # fmt: skip
             parts.append(svg.line_chart(f"{label} (protocol {p}; mean over seeds)", series,
                                         x_label="trajectories", y_label=metric))  # fmt: skip
-        comp = summary["comparisons"].get(p, {})
-        rows = []
-        for w in summary.get("warm_start", []):
-            if w["protocol"] == p and _split(w) == "heldout":
-                rows.append(f"<tr><td>warm start (before training)</td><td>{_fmt(w['overall']['progress'])}</td>"
-                            f"<td>{_fmt(w['overall']['accuracy'], '.1f')}</td><td></td><td></td><td></td><td></td></tr>")  # fmt: skip
-        for n in names:
-            pts = arms[n]["held_out"][p]["points"]
-            last = pts[-1] if pts else {}
-            c = comp.get(n, {})
-            rows.append(
-                f"<tr><td>{html.escape(n)}</td><td>{_fmt(last.get('progress'), '.3f', last.get('progress_ci95'))}</td>"
-                f"<td>{_fmt(last.get('accuracy'), '.1f', last.get('accuracy_ci95'))}</td>"
-                f"<td>{_fmt(c.get('trajectories_to_static_final'), '.0f')}</td>"
-                f"<td>{_fmt(c.get('final_minus_static'), '+.3f', c.get('final_minus_static_ci95'))}</td>"
-                f"<td>{_fmt(arms[n]['zero_var_second_half']['mean'], '.2f', arms[n]['zero_var_second_half']['ci95'])}</td>"
-                f"<td>{_fmt(arms[n]['nonzero_adv_tokens']['mean'], '.2f')}</td></tr>"
-            )
+        rows = [_html_row(name, cells) for name, cells in _final_rows(summary, p)]
         parts.append(
             f"<h2>Final held-out numbers — protocol <code>{html.escape(p)}</code></h2><table><tr><th>arm</th>"
             "<th>R_P (95 % CI)</th><th>accuracy %</th><th>trajectories to static's final R_P</th>"
             "<th>final − static (paired)</th><th>zero-var, 2nd half</th><th>non-zero-adv tokens</th></tr>"
             + "".join(rows) + "</table>"
         )
-    seed_rows = [f"<tr><td>warm start (before training)</td><td>{_fmt(w['overall']['progress'])}</td>"
-                 f"<td>{_fmt(w['overall']['accuracy'], '.1f')}</td><td>—</td></tr>"
-                 for w in summary.get("warm_start", []) if _split(w) == "seeds"]  # fmt: skip
-    for n in names:
-        t = arms[n].get("training_seeds") or {}
-        if t.get("n_seeds"):
-            seed_rows.append(f"<tr><td>{html.escape(n)}</td><td>{_fmt(t['progress'], '.3f', t['progress_ci95'])}</td>"
-                             f"<td>{_fmt(t['accuracy'], '.1f', t['accuracy_ci95'])}</td><td>{t['n_seeds']}</td></tr>")  # fmt: skip
+    seed_rows = [_html_row(name, cells) for name, cells in _seed_rows(summary)]
     if seed_rows:
         parts.append("<h2>The training seeds, final checkpoint (protocol <code>train</code>)</h2>"
                      "<p>What each arm reached on the tasks it trained from (not held-out).</p><table><tr><th>arm</th>"
@@ -292,44 +309,23 @@ def render(summary: dict[str, Any]) -> str:
 def render_markdown(summary: dict[str, Any]) -> str:
     """The report's tables as Markdown (experiment.md), to paste where results are written up."""
     arms, names = summary["arms"], list(summary["arms"])
-    ws = summary.get("warm_start", [])
     seeds = ", ".join(map(str, summary["plan"].get("seeds", [])))
     out = [f"{len(names)} arms × seeds {seeds}; {summary['steps']} steps × "
            f"{summary['trajectories_per_step']} trajectories per step (mean ± 95 % CI over seeds).", ""]  # fmt: skip
     for p in summary["protocols"]:
-        comp = summary["comparisons"].get(p, {})
         xs = sorted({q["trajectories"] for n in names for q in arms[n]["held_out"][p]["points"]})
         out += [f"Held-out, protocol `{p}`:", "",
                 "| arm | R_P at " + " / ".join(map(str, xs)) + " trajectories | final R_P | accuracy % "
                 "| trajectories to static's final | final − static (paired) | zero-var, 2nd half | non-zero-adv tokens |",
                 "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-        for w in ws:
-            if w["protocol"] == p and _split(w) == "heldout":
-                out.append(f"| warm start | — | {_fmt(w['overall']['progress'])} | "
-                           f"{_fmt(w['overall']['accuracy'], '.1f')} | | | | |")  # fmt: skip
-        for n in names:
-            pts = {q["trajectories"]: q for q in arms[n]["held_out"][p]["points"]}
-            last = pts[xs[-1]] if xs and xs[-1] in pts else {}
-            c, a = comp.get(n, {}), arms[n]
-            out.append(
-                f"| {n} | {' / '.join(_fmt(pts[x]['progress']) if x in pts else '—' for x in xs)} "
-                f"| {_fmt(last.get('progress'), '.3f', last.get('progress_ci95'))} "
-                f"| {_fmt(last.get('accuracy'), '.1f', last.get('accuracy_ci95'))} "
-                f"| {_fmt(c.get('trajectories_to_static_final'), '.0f')} "
-                f"| {_fmt(c.get('final_minus_static'), '+.3f', c.get('final_minus_static_ci95'))} "
-                f"| {_fmt(a['zero_var_second_half']['mean'], '.2f', a['zero_var_second_half']['ci95'])} "
-                f"| {_fmt(a['nonzero_adv_tokens']['mean'], '.2f', a['nonzero_adv_tokens']['ci95'])} |"
-            )
+        for name, cells in _final_rows(summary, p):
+            pts = {q["trajectories"]: q for q in arms[name]["held_out"][p]["points"]} if name in arms else None
+            curve = " / ".join(_fmt(pts[x]["progress"]) if x in pts else "—" for x in xs) if pts is not None else "—"
+            out.append(f"| {name} | {curve} | " + " | ".join(cells) + " |")
         out.append("")
     out += ["Training seeds, final checkpoint (protocol `train`):", "", "| arm | R_P | accuracy % | seeds |",
             "|---|---|---|---|"]  # fmt: skip
-    out += [f"| warm start | {_fmt(w['overall']['progress'])} | {_fmt(w['overall']['accuracy'], '.1f')} | — |"
-            for w in ws if _split(w) == "seeds"]  # fmt: skip
-    for n in names:
-        t = arms[n].get("training_seeds") or {}
-        if t.get("n_seeds"):
-            out.append(f"| {n} | {_fmt(t['progress'], '.3f', t['progress_ci95'])} "
-                       f"| {_fmt(t['accuracy'], '.1f', t['accuracy_ci95'])} | {t['n_seeds']} |")  # fmt: skip
+    out += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in _seed_rows(summary)]
     return "\n".join(out) + "\n"
 
 
