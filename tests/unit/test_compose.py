@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import click
+import pytest
 import typer
 import yaml
 
@@ -224,3 +225,24 @@ def test_trainer_launches_trl_under_accelerate_on_gpus_of_its_own():
     assert cfg.rollout.engine == "vllm"  # with --trainer trl: generate through trl-vllm
     per_process, rest = divmod(cfg.rollout.tasks_per_step * cfg.rollout.group_size, accel["num_processes"])
     assert rest == 0 and per_process % cfg.optim.micro_batch == 0  # what trainer.trl.loop.grpo_args needs
+
+
+def test_every_shipped_accelerate_config_loads_and_matches_the_trainer_service():
+    pytest.importorskip("accelerate", reason="accelerate comes with the trl extra")
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.utils import DistributedType
+
+    trainer_gpus = len(_gpu_ids(_compose()["services"]["trainer"]))
+    files = sorted((ROOT / "configs" / "accelerate").glob("*.yaml"))
+    kinds = set()
+    for f in files:
+        cfg = load_config_from_file(str(f))  # accelerate's own parser: what `accelerate launch` reads
+        kinds.add(cfg.distributed_type)
+        assert cfg.num_processes == trainer_gpus, f.name  # one process per GPU of the trainer service
+        assert cfg.mixed_precision == "bf16" and not cfg.use_cpu, f.name
+        if cfg.distributed_type == DistributedType.FSDP:
+            # a plain model.safetensors in each checkpoint: `rods eval` and a resumed run read it
+            assert cfg.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT", f.name
+        if cfg.distributed_type == DistributedType.DEEPSPEED:
+            assert cfg.deepspeed_config["zero3_save_16bit_model"], f.name
+    assert kinds == {DistributedType.DEEPSPEED, DistributedType.FSDP}
