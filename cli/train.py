@@ -5,6 +5,8 @@ Thin shells over `trainer.*`, imported inside the commands (so `rods --help` nev
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
+_ERROR_GRACE_S = 5.0  # how long a non-main process waits before reporting its own error (see train)
 
 
 def _load(config: Path | None, mode: str | None, steps: int | None):  # noqa: ANN202
@@ -65,8 +68,16 @@ def train(
         raise typer.Exit(2)
     if trainer == "trl":
         run_train = _trl_train()
-        if not _is_main_process():  # one progress bar and one report, from the main process
-            run_train(cfg, run_dir)
+        if not _is_main_process():  # one progress bar, one report and one error line: the main process's
+            try:
+                run_train(cfg, run_dir)
+            except (RedisUnavailable, ConfigError) as e:
+                # Most such errors hit every process alike, and the launcher stops all processes as
+                # soon as one exits: wait for the main process to say it (and be stopped), and say
+                # it here only if this process alone failed.
+                time.sleep(_ERROR_GRACE_S)
+                err.print(f"[bold red]error[/] (process {os.environ.get('RANK')}): {e}")
+                raise typer.Exit(2) from None
             return
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -109,8 +120,6 @@ def _trl_train():  # noqa: ANN202
 
 
 def _is_main_process() -> bool:
-    import os
-
     return os.environ.get("RANK", "0") == "0"  # set by accelerate launch and torchrun
 
 

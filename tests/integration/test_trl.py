@@ -266,6 +266,34 @@ def test_rods_train_trainer_trl_runs_one_process_and_writes_the_report(tmp_path,
     assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text())["step"] == 1
 
 
+def _cli_two_processes(tmp_path: Path, cfg: TrainConfig, redis_url: str) -> subprocess.CompletedProcess:
+    """`torchrun --nproc_per_node 2 -m cli train --trainer trl`, as the README launches it (CPU)."""
+    (tmp_path / "trl.toml").write_text(_toml(cfg.model_dump(exclude_none=True)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT),
+           "REDIS_URL": redis_url, "TRL_EXPERIMENTAL_SILENCE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    argv = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+            "-m", "cli", "train", "--trainer", "trl", "--config", str(tmp_path / "trl.toml"),
+            "--run-dir", str(tmp_path / "run")]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+def test_rods_train_trainer_trl_under_torchrun_reports_once(tmp_path, redis_url, run_name):
+    from tests.unit.tiny_lm import small_policy
+
+    cfg = config(small_policy(tmp_path / "tiny"), run_name, B=3, micro=3, steps=1, seed=0)
+    done = _cli_two_processes(tmp_path, cfg, redis_url)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert done.stdout.count("done:") == 1 and (tmp_path / "run" / "report.html").exists()  # the main process's
+
+
+def test_a_config_error_under_torchrun_is_one_line_from_the_main_process(tmp_path, redis_url, run_name):
+    cfg = config(tmp_path / "policy", run_name, B=3, micro=4, steps=1, seed=0)  # 6 rollouts per process
+    done = _cli_two_processes(tmp_path, cfg, redis_url)
+    assert done.returncode != 0
+    ours = [line for line in done.stderr.splitlines() if line.startswith("error")]
+    assert ours == ["error: optim.micro_batch = 4 must divide the 6 rollouts per process"], done.stderr[-3000:]
+
+
 def _toml(d: dict[str, Any]) -> str:
     """The config sections as TOML (flat tables of scalars and lists)."""
     out = []
