@@ -378,5 +378,6 @@ def audit(
         table.add_row("discriminator AUC", fmt(a["auc"]), "(0.5: same)")
         cues = ", ".join(f"{c!r} {k}" for c, k in list(a["cue_phrases"].items())[:5])
         table.add_row("cue phrases", f"{a['cue_variants']} variants", cues or "-")
+        table.add_row("reference copies", f"{a['copied_variants']} variants", "(8 words of a reference turn)")
         table.add_row("flags", ", ".join(a["flags"]) or "none", "")
         console.print(table)

@@ -20,6 +20,10 @@ both sides:
   tasks, with that share of tasks (the issue's bar: no opener or value in more than 5 %);
 - cue phrases: mined 3-grams frequent in the variants and absent from the human turns, plus
   known cues (`audit_text.mine_cue_phrases`), and the variants carrying any of them;
+- reference copies: the variants with a user turn that shares a word 8-gram with a reference
+  turn (`audit_text.copied`). Not a bar of its own, but context for the AUC: text taken over
+  from the reference lowers it by memorisation, so a backend that reuses human text should
+  be audited `--against` reference tasks disjoint from its sources;
 - longest result: the longest tool result on the executed ground-truth path, median over tasks
   (BFCL's long_context tasks read long results); long gain: for long_context tasks, the share
   whose longest result beats the same task's in the normal world by more than 200 characters
@@ -166,6 +170,7 @@ class CategoryAudit:
     auc: float
     cue_phrases: dict[str, int]  # phrase -> variants carrying it
     cue_variants: int  # variants carrying any cue phrase
+    copied_variants: int  # variants sharing a word 8-gram with a reference turn
     flags: list[str] = field(default_factory=list)
 
 
@@ -218,10 +223,12 @@ def compare(
     variants: Sequence[TaskFacts],
     reference: Sequence[TaskFacts],
     cues: dict[str, int],
+    copies: int = 0,
     k: int = 5,
     seed: int = 0,
 ) -> CategoryAudit:
-    """One category's audit from measured tasks; `cues` are the phrases mined over all variants."""
+    """One category's audit from measured tasks; `cues` are the phrases mined over all variants,
+    `copies` the variants among them that share a word 8-gram with a reference turn."""
     n = min(len(variants), len(reference))
     rng = random.Random(seed)
     sample_v = rng.sample(list(variants), n)
@@ -244,7 +251,8 @@ def compare(
         for c in hit:
             carrying[c] += 1
     found = {c: n for c, n in carrying.items() if n}
-    return CategoryAudit(category, v, r, auc, found, cue_variants, _flags(category, v, r, auc, cue_variants))
+    flags = _flags(category, v, r, auc, cue_variants)
+    return CategoryAudit(category, v, r, auc, found, cue_variants, copies, flags)
 
 
 def audit(
@@ -255,10 +263,12 @@ def audit(
     vf = [task_facts(t) for t in variants]
     rf = [task_facts(t) for t in reference]
     cues = text.mine_cue_phrases([f.turns for f in vf], [f.turns for f in rf], [f.group for f in vf])
+    copied = text.copied([f.turns for f in vf], [f.turns for f in rf])
     out: dict[str, Any] = {"variants": len(vf), "reference": len(rf), "categories": {}}
     present = [c for c in CATEGORIES if any(f.category == c for f in vf)]
     for c in [*present, "all"]:
         mine = [f for f in vf if c in ("all", f.category)]
         theirs = [f for f in rf if c in ("all", f.category)]
-        out["categories"][c] = asdict(compare(c, mine, theirs, cues, k, seed))
+        copies = sum(hit for f, hit in zip(vf, copied, strict=True) if c in ("all", f.category))
+        out["categories"][c] = asdict(compare(c, mine, theirs, cues, copies, k, seed))
     return out

@@ -18,6 +18,9 @@ Cue phrases (`mine_cue_phrases`): word 3-grams found in the variants of at least
 max(`min_count`, `min_share`) of the seed scenarios they come from and in none of the human-written reference turns, made only of words that the
 humans do use (so a phrasing, not a new name); plus `KNOWN_CUES`, looked for in every variant.
 
+Copies (`copied`): a variant shares a word 8-gram with a human reference turn, i.e. it carries
+reference text (values aside, 8 words in a row are a sentence, not a common phrase).
+
 Discriminator (`discriminator_auc`): multinomial naive Bayes over word 1-2-grams (add-one
 smoothing, vocabulary of the training folds) separating variants from human tasks; grouped
 k-fold (a seed's variants and a scenario's human twins stay in one fold, so nobody is recognised
@@ -142,6 +145,16 @@ def mine_cue_phrases(
         if k:
             out[cue] = max(out.get(cue, 0), k)
     return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def copied(
+    variant_turns: Sequence[Sequence[str]], reference_turns: Sequence[Sequence[str]], n: int = 8
+) -> list[bool]:
+    """Per variant: whether one of its user messages shares a word n-gram with a reference message
+    (text taken over from the reference: the discriminator then partly recognises its own
+    training documents, so such a variant looks more human than its writer is)."""
+    ref = {g for doc in reference_turns for msg in doc for g in ngrams(words(msg), n)}
+    return [any(g in ref for msg in doc for g in ngrams(words(msg), n)) for doc in variant_turns]
 
 
 # ---------------------------------------------------------------- the discriminator

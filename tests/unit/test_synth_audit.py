@@ -68,6 +68,7 @@ def test_human_halves_are_indistinguishable(train: list[Task]) -> None:
     overall = report["categories"]["all"]
     assert overall["auc"] < 0.65
     assert overall["cue_variants"] == 0 and overall["cue_phrases"] == {}
+    assert overall["copied_variants"] <= 0.05 * len(even)  # a few stock sentences recur across scenarios
     for category in ("base", "miss_func", "miss_param", "long_context"):
         flags = report["categories"][category]["flags"]
         assert not {"auc", "cue_phrases", "clauses_per_call", "long_results"} & set(flags)
@@ -100,6 +101,25 @@ def test_cli_audit_json_and_no_eval(tmp_path, train: list[Task]) -> None:
     payload = json.loads(result.stdout)
     assert payload["variants"] == 12 and "base" in payload["categories"]
     table = runner.invoke(synth_app, ["audit", str(path), "--against", str(ref)])
-    assert table.exit_code == 0 and "discriminator AUC" in table.stdout
+    assert table.exit_code == 0 and "discriminator AUC" in table.stdout and "reference copies" in table.stdout
     refused = runner.invoke(synth_app, ["audit", str(path), "--against", "eval"])
     assert refused.exit_code == 2
+
+
+def _borrowing(task: Task, donor: Task, u: int) -> Task:
+    """The task with its first user turn replaced by the donor's first user turn (text reuse)."""
+    body = task.model_dump()
+    body["question"][0][0]["content"] = donor.question[0][0].content
+    body["id"] = f"multi_turn_{task.category}_y{u:04d}"
+    body["rods"] = {"origin": "synthetic", "root_id": task.id, "parent_id": task.id}
+    return Task.model_validate(body)
+
+
+def test_variants_that_reuse_reference_text_are_counted(train: list[Task]) -> None:
+    even = [t for t in train if scenario_index(t.id) % 2 == 0 and t.category == "base"]
+    odd = [t for t in train if scenario_index(t.id) % 2 == 1 and t.category == "base"]
+    variants = [_borrowing(t, d, u) for u, (t, d) in enumerate(zip(even, odd, strict=False))]
+    borrowed = audit(variants, odd)["categories"]["base"]
+    assert borrowed["copied_variants"] == len(variants)  # every first turn is a reference turn
+    own = audit(even, odd)["categories"]["base"]
+    assert own["copied_variants"] < 0.1 * len(even)
