@@ -147,6 +147,9 @@ def run_demo(
     config = config or Path(__file__).resolve().parent.parent / "configs" / "demo.toml"
     if not config.exists():
         raise FileNotFoundError(f"{config}: demo config not found")
+    from trainer.config import load_config
+
+    load_config(config)  # a ConfigError (one line, exit 2) before Redis, the warm start or a worker starts
     run_dir = run_dir.resolve()
     logs = run_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)

@@ -46,8 +46,9 @@ def _known(e: Exception) -> tuple[str, int] | None:
     from rods.config import SettingsError
     from rods.store.connection import RedisUnavailable
     from rods.tasks import TaskFileError
+    from trainer.config import ConfigError
 
-    if isinstance(e, SettingsError | RedisUnavailable | TaskFileError):
+    if isinstance(e, SettingsError | RedisUnavailable | TaskFileError | ConfigError):
         return str(e), 2
     if isinstance(e, UnicodeDecodeError):
         return f"a file is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8", 2

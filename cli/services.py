@@ -24,12 +24,36 @@ def worker(
     loglevel: str = typer.Option("info", help="Celery log level"),
 ) -> None:
     """Run a Celery synthesis worker on the `rods.synth` queue."""
+    _check_worker_startup()
     from services.celery_app import app
 
     app.worker_main(
         ["worker", f"--concurrency={concurrency}", f"--pool={pool}", "-Q", SYNTH_QUEUE,
          f"--loglevel={loglevel}", "--without-gossip", "--without-mingle"]
     )  # fmt: skip
+
+
+def _check_worker_startup() -> None:
+    """Refuse to start, in one line, a worker that could never do its work: the llm backend with
+    no model, or a Redis (its broker) that does not answer within the connect timeout; Celery
+    itself would wait for either forever. Says which Redis it uses first."""
+    from cli.errors import fail
+    from rods.config import redis_url_source
+    from rods.store.connection import connect, redact
+
+    settings = Settings()
+    if settings.synth_backend == "llm" and not settings.synth_model:
+        raise fail(
+            "RODS_SYNTH_BACKEND=llm needs RODS_SYNTH_MODEL (a litellm model string, e.g. "
+            "openai/gpt-4o-mini, or hosted_vllm/Qwen/Qwen3-32B with RODS_SYNTH_API_BASE); "
+            "or unset RODS_SYNTH_BACKEND for the procedural backend"
+        )
+    typer.echo(
+        f"worker: redis {redact(settings.redis_url)} ({redis_url_source()}), backend "
+        f"{settings.synth_backend}" + (f" ({settings.synth_model})" if settings.synth_model else ""),
+        err=True,
+    )
+    connect(settings).close()  # RedisUnavailable: one line within the connect timeout (cli.errors)
 
 
 def dispatcher(

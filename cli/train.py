@@ -19,27 +19,64 @@ err = Console(stderr=True, soft_wrap=True)
 _ERROR_GRACE_S = 5.0  # how long a non-main process waits before reporting its own error (see train)
 
 
-def _load(config: Path | None, mode: str | None, steps: int | None):  # noqa: ANN202
+def _load(config: Path | None, mode: str | None, steps: int | None, notes: list[str] | None = None):  # noqa: ANN202
+    """The checked config, with --mode/--steps applied; one line and exit 2 for any mistake.
+    `notes` gets the line saying which defaults a config that omits a section runs with."""
     from cli.errors import check_input_file, fail
-    from trainer.config import ConfigError, load_config
+    from trainer.config import ConfigError, TrainConfig, read_toml, validate
+    from trainer.config_check import defaults_note
 
     if config is not None:
         check_input_file(config, "TOML config file", "e.g. configs/demo.toml")
+    if mode is not None and mode not in ("rods", "static", "uniform"):
+        raise fail(f"--mode must be 'rods', 'static' or 'uniform', not {mode!r}")
     try:
-        cfg = load_config(config)
+        raw = read_toml(config) if config is not None else {}
+        cfg = validate(raw, str(config)) if config is not None else TrainConfig()
+        update = {k: v for k, v in (("mode", mode), ("steps", steps)) if v is not None}
+        if update:
+            dumped = cfg.model_dump()
+            dumped["loop"].update(update)
+            cfg = validate(dumped, " ".join(f"--{k} {v}" for k, v in update.items()))
     except ConfigError as e:
-        err.print(f"[bold red]error:[/] {e}")
-        raise typer.Exit(2) from None
-    except UnicodeDecodeError as e:
-        raise fail(f"--config {config}: not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from None
-    if mode is not None:
-        if mode not in ("rods", "static", "uniform"):
-            err.print(f"[bold red]error:[/] --mode must be 'rods', 'static' or 'uniform', not {mode!r}")
-            raise typer.Exit(2)
-        cfg = cfg.model_copy(update={"loop": cfg.loop.model_copy(update={"mode": mode})})
-    if steps is not None:
-        cfg = cfg.model_copy(update={"loop": cfg.loop.model_copy(update={"steps": steps})})
+        raise fail(str(e)) from None
+    if notes is not None and (note := defaults_note(raw, None if config is None else str(config), cfg)):
+        notes.append(note)
     return cfg
+
+
+def _check_model(cfg, init_from: str | None, where: str):  # noqa: ANN001, ANN202
+    """`--init-from` applied and resolved (a run directory → its checkpoint), `policy.model`
+    checked: one line and exit 2 when either is not a model."""
+    from cli.errors import fail
+    from trainer.config import ConfigError
+    from trainer.config_check import check_paths
+
+    if init_from is not None:
+        cfg = cfg.model_copy(update={"policy": cfg.policy.model_copy(update={"init_from": init_from})})
+    try:
+        return check_paths(cfg, where, "--init-from" if init_from is not None else None)
+    except ConfigError as e:
+        raise fail(str(e)) from None
+
+
+def _check_redis(cfg, notes: list[str]) -> None:  # noqa: ANN001
+    """Say which Redis (and run) this process uses and where the URL came from (the first line),
+    then the notes, then PING it: nothing answering is one line within the connect timeout."""
+    from rods.config import Settings, redis_url_source
+    from rods.store.connection import check_url, probe, redact
+
+    settings = Settings()
+    run = cfg.loop.run or settings.run
+    run_from = "loop.run" if cfg.loop.run else "RODS_RUN" if os.environ.get("RODS_RUN") else "default"
+    err.print(
+        f"redis: {redact(settings.redis_url)} ({redis_url_source()}), run {run!r} ({run_from})",
+        markup=False, highlight=False,
+    )
+    for note in notes:
+        err.print(f"note: {note}", markup=False, highlight=False)
+    check_url(settings.redis_url)
+    probe(settings)
 
 
 def _fmt(metrics: dict, key: str, spec: str = ".3f") -> str:
@@ -58,14 +95,17 @@ def train(
     """GRPO training on the tool environment; resumes from the run directory's last checkpoint."""
     from rods.store.connection import RedisUnavailable
     from trainer.config import ConfigError
-    from trainer.loop import train as run_train
 
-    cfg = _load(config, mode, steps)
-    if init_from is not None:
-        cfg = cfg.model_copy(update={"policy": cfg.policy.model_copy(update={"init_from": init_from})})
     if trainer not in ("native", "trl"):
         err.print(f"[bold red]error:[/] --trainer must be 'native' or 'trl', not {trainer!r}")
         raise typer.Exit(2)
+    main = trainer == "native" or _is_main_process()
+    notes: list[str] = []
+    cfg = _load(config, mode, steps, notes=notes)
+    cfg = _check_model(cfg, init_from, str(config or "the default config"))
+    if main:  # the checks above and this one run before torch is imported or a model loads
+        _check_redis(cfg, notes)
+    from trainer.loop import train as run_train
     if trainer == "trl":
         run_train = _trl_train()
         if not _is_main_process():  # one progress bar, one report and one error line: the main process's

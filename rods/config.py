@@ -51,6 +51,15 @@ def _allowed(e: Any) -> str:
     return str(e.get("msg", "invalid value")).removeprefix("Value error, ")
 
 
+def redis_url_source(environ: dict[str, str] | None = None) -> str:
+    """Where `Settings().redis_url` comes from, in words, for the line a process starts with."""
+    env = os.environ if environ is None else environ
+    for name in ("REDIS_URL", "RODS_REDIS_URL"):
+        if env.get(name):
+            return f"from {name}"
+    return "the default: REDIS_URL is unset"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RODS_", extra="ignore", frozen=True)
 

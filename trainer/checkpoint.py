@@ -21,6 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from trainer.model_paths import (  # noqa: F401  (re-exported: checkpoints and model paths)
+    CheckpointNotFound,
+    is_model_dir,
+    latest_checkpoint,
+    resolve_checkpoint,
+)
+
 
 @dataclass
 class TrainerState:
@@ -65,49 +72,6 @@ def save_checkpoint(
     return final
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    marker = run_dir / "checkpoints" / "latest"
-    if not marker.exists():
-        return None
-    path = run_dir / "checkpoints" / marker.read_text().strip()
-    return path if (path / "trainer_state.pt").exists() else None
-
-
 def load_trainer_state(path: Path) -> TrainerState:
     state = torch.load(path / "trainer_state.pt", weights_only=False)  # our own file
     return TrainerState(state["step"], state["optimizer"], state["rng"], state.get("extra", {}))
-
-
-class CheckpointNotFound(ValueError):
-    """A path that holds no usable model; the message says what was looked for."""
-
-
-def is_model_dir(path: Path) -> bool:
-    """A saved model: weights next to its config (a run directory's config.json is not one)."""
-    return path.is_dir() and any(
-        any(path.glob(pattern)) for pattern in ("*.safetensors", "pytorch_model*.bin")
-    )
-
-
-def resolve_checkpoint(path: Path) -> Path:
-    """The model to load for `path`: a model directory itself; else the run's `best/` (what
-    `rods sft` keeps); else the run's latest complete checkpoint (`checkpoints/latest`, or the
-    newest `checkpoints/step_*` with a trainer state). Raises CheckpointNotFound."""
-    if not path.exists():
-        raise CheckpointNotFound(f"{path}: no such directory")
-    if is_model_dir(path):
-        return path
-    if is_model_dir(path / "best"):
-        return path / "best"
-    latest = latest_checkpoint(path)
-    if latest is not None and is_model_dir(latest):
-        return latest
-    steps = sorted(
-        p for p in (path / "checkpoints").glob("step_*") if (p / "trainer_state.pt").exists()
-    )
-    if steps and is_model_dir(steps[-1]):
-        return steps[-1]
-    raise CheckpointNotFound(
-        f"{path}: no checkpoint here (looked for model weights, best/, checkpoints/latest and "
-        "checkpoints/step_*); pass a model directory or a run directory that has saved one"
-    )

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import AuthenticationError, BusyLoadingError, ResponseError
+from redis.exceptions import AuthenticationError, BusyLoadingError, InvalidResponse, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
@@ -181,6 +181,10 @@ def probe(settings: Settings) -> None:
                 ) from None
             except ResponseError as e:
                 raise RedisUnavailable(_response_message(shown, e)) from None
+            except InvalidResponse as e:  # something else listens there (an HTTP server, say)
+                raise RedisUnavailable(
+                    f"what answers at {shown} is not Redis ({e}); check the host and port of REDIS_URL"
+                ) from None
             except TRANSIENT as e:
                 # a refusal may be a blip of a loaded machine: look twice more, 0.4 s in all; a
                 # timeout has already waited the whole connect timeout

@@ -49,8 +49,30 @@ def test_a_bad_experiment_file_is_one_clear_error(tmp_path: Path) -> None:
     bad.write_text('[experiment]\narms = ["static", "nope"]\n')
     with pytest.raises(ConfigError, match="unknown arm"):
         load_experiment(bad)
-    bad.write_text("[loop]\nsteps = 'many'\n")
-    with pytest.raises(ConfigError, match="loop.steps"):
+    bad.write_text("[experiment]\n[loop]\nsteps = 'many'\n")
+    with pytest.raises(ConfigError, match=r"loop.steps = 'many': must be an integer from 1 to"):
+        load_experiment(bad)
+    bad.write_text("[experiment]\neval_points = 0\n")
+    with pytest.raises(ConfigError, match=r"experiment.eval_points = 0: must be an integer from 1 to 1000"):
+        load_experiment(bad)
+    bad.write_text("[experiment]\n[warm_start]\nlr = -1\n")
+    with pytest.raises(ConfigError, match=r"warm_start.lr = -1: must be a number > 0.0 and ≤ 1.0"):
+        load_experiment(bad)
+    bad.write_text("[experiment]\n[experimnt]\n")
+    with pytest.raises(ConfigError, match=r"did you mean \[experiment\]"):
+        load_experiment(bad)
+
+
+def test_a_train_config_given_to_experiment_says_it_has_no_experiment_section() -> None:
+    with pytest.raises(ConfigError, match=r"demo.toml has no \[experiment\] section; it looks like a train config"):
+        load_experiment(CONFIGS / "demo.toml")
+
+
+def test_an_experiment_model_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    bad = tmp_path / "x.toml"
+    bad.write_text(f"[experiment]\n[policy]\nmodel = '{tmp_path / 'm'}'\n")
+    with pytest.raises(ConfigError, match="policy.model = .* is an empty directory"):
         load_experiment(bad)
 
 
