@@ -28,7 +28,7 @@ chromium:
 test: $(STAMP) chromium
 	LITELLM_LOCAL_MODEL_COST_MAP=True HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
-# The layer contract (ARCHITECTURE.md §2, every import, inside functions too), style, types.
+# The layer contract (docs/ARCHITECTURE.md §2, every import, inside functions too), style, types.
 lint: $(STAMP)
 	$(BIN)/python scripts/check_layers.py
 	$(BIN)/ruff check rods graphs trainer report services cli tests benchmarks scripts

@@ -13,7 +13,7 @@ whatever its id (`held_out_overlap`, the critique's own contamination guard); `r
 import` applies the same check.
 
 Mounted by `cli/app.py` as `app.add_typer(synth_app, name="synth")`. `graphs` is imported inside
-the commands only: `rods` never imports `graphs` at import time (ARCHITECTURE §2).
+the commands only: `rods` never imports `graphs` at import time (docs/ARCHITECTURE.md §2).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def held_out_overlap(task: Task) -> str | None:
     """Why `task` must not be trained on or synthesized from: a held-out id, or content that is a
     near-duplicate of a held-out task whatever the id (the critique's `eval_duplicate` guard).
     None: no overlap. The BFCL training seeds themselves are exempt: a few long_context seeds
-    share long initial states with held-out ones, and the split is by scenario (ARCHITECTURE §3)."""
+    share long initial states with held-out ones, and the split is by scenario (docs/ARCHITECTURE.md §3)."""
     from graphs.synthesis import gates
 
     if is_eval_task(task.id):

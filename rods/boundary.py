@@ -41,7 +41,7 @@ UNSCORED = "unscored"
 
 
 class DetectorRules(BaseModel):
-    """Thresholds and per-step caps of the detector (PAPER.md "Detector"; caps are [D])."""
+    """Thresholds and per-step caps of the detector (docs/PAPER.md "Detector"; caps are [D])."""
 
     model_config = ConfigDict(frozen=True)
     hard_below: float = 0.20  # r̄ below this is hard
@@ -85,7 +85,7 @@ class GroupStats(BaseModel):
 
 
 class BoundaryRequest(BaseModel):
-    """A boundary task sent to synthesis (ARCHITECTURE §4). Wire model: data only, versioned."""
+    """A boundary task sent to synthesis (docs/ARCHITECTURE.md §4). Wire model: data only, versioned."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     v: Literal[1] = 1

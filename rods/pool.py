@@ -6,7 +6,7 @@ active). Every rule below is a pure function of records, a policy step and `Pool
 stores (`rods.store.memory`, `rods.store.buffer`) only read records, call these, and write the
 result atomically.
 
-Rules (ARCHITECTURE §6, PAPER.md "Replay buffer"; [D] marks our own decisions):
+Rules (docs/ARCHITECTURE.md §6, docs/PAPER.md "Replay buffer"; [D] marks our own decisions):
 - Admission: a task id already known in any state is a duplicate (content-hash ids make the same
   synthetic task one task); held-out evaluation ids are refused by the stores.
 - Promotion, at an epoch boundary: at most ⌊β · |active|⌋ staged tasks (at least 1 when the
@@ -52,7 +52,7 @@ UNSEEN = "unseen"
 
 
 class PoolRules(BaseModel):
-    """Lifecycle knobs (defaults from PAPER.md; [D] where the paper is silent)."""
+    """Lifecycle knobs (defaults from docs/PAPER.md; [D] where the paper is silent)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")  # a misspelt rule is an error
     beta: float = Field(0.20, ge=0.0, le=1.0)  # most promoted per epoch, as a fraction of active

@@ -8,7 +8,7 @@ What lives here:
 - `dag_depth`, `topology_of`, `clarification_turns_of`: pure pieces of the summary.
 - `signature_distance` / `distance_components` (defined in `rods.signature_distance`): how far
   apart two signatures are, in [0, 1]; the synthesis critique uses it to decide whether a variant "matches the structural complexity"
-  of its seed (ARCHITECTURE.md §5).
+  of its seed (docs/ARCHITECTURE.md §5).
 - `signature_histograms`: depth, topology, turns and calls counts for `rods data stats`.
 
 The edge rule (where an argument value "came from"). Calls are numbered 0..n-1 over the whole

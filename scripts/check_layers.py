@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The import contract of ARCHITECTURE.md §2, checked on every `import` statement of every module.
+"""The import contract of docs/ARCHITECTURE.md §2, checked on every `import` statement of every module.
 
     cli  >  services  >  graphs
                          trainer, report  >  rods
@@ -72,7 +72,7 @@ def violations(root: Path) -> list[str]:
                     continue
                 if mod in FIRST_PARTY:
                     if mod not in MAY_IMPORT[pkg]:
-                        found.append(f"{rel}:{line}: `{pkg}` may not import `{mod}` (layers: ARCHITECTURE.md §2)")
+                        found.append(f"{rel}:{line}: `{pkg}` may not import `{mod}` (layers: docs/ARCHITECTURE.md §2)")
                     continue
                 allowed = THIRD_PARTY[pkg]
                 if (allowed is not None and mod not in allowed) or mod in NEVER.get(pkg, set()):

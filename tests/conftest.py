@@ -1,7 +1,7 @@
 """Test-wide settings: nothing may reach a model hub or a pricing endpoint.
 
 `gpu`-marked tests need a CUDA device: without one they are deselected (and the run says so), as
-ARCHITECTURE.md §2 lays out; on the GPU machine run `pytest -m gpu tests/gpu`.
+docs/ARCHITECTURE.md §2 lays out; on the GPU machine run `pytest -m gpu tests/gpu`.
 """
 
 import os

@@ -33,7 +33,7 @@ TURN_END_TEXT = "Done."  # the assistant's plain-text message that closes a user
 
 
 def is_demo_task(task: Task) -> bool:
-    """CPU-demo filter (CPU-DEMO.md): a BFCL base task with no empty ground-truth turn, at most 4
+    """CPU-demo filter (docs/CPU-DEMO.md): a BFCL base task with no empty ground-truth turn, at most 4
     turns, at most 2 ground-truth calls per turn and at most 5 calls in all — short conversations
     a 4.7 M-parameter model can learn in minutes. Applied to the training split, ~half of the
     split's 100 base tasks remain."""

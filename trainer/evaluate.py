@@ -3,7 +3,7 @@
 `evaluate(...)` rolls a policy out greedily (one trajectory per task) on a split, scores each
 trajectory with `rods.env.official.official_correct` — bfcl-eval's `multi_turn_checker`, behind a
 wrapper that never lets it evaluate policy text — and with our R_P, and writes a table in the shape
-of PAPER.md's: overall, base, miss_func, miss_param, long_context (accuracy in %).
+of docs/PAPER.md's: overall, base, miss_func, miss_param, long_context (accuracy in %).
 `eval.json` holds every trajectory's verdicts; `eval.md` the table. Our own `correct` is recorded
 beside the official verdict; they must agree (tests/unit/test_official_agreement.py).
 

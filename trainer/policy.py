@@ -2,7 +2,7 @@
 
 `build_tiny_policy(out_dir, seed)` writes a normal HF model directory (save_pretrained: config,
 safetensors weights, generation config, tokenizer with the chat template in tokenizer_config.json)
-for a 4-layer Qwen2-architecture model (CPU-DEMO.md: hidden 256, 4 heads, FFN 1024, tied
+for a 4-layer Qwen2-architecture model (docs/CPU-DEMO.md: hidden 256, 4 heads, FFN 1024, tied
 embeddings, byte-level BPE vocabulary 2048; ≈ 4.7 M parameters) with a seeded init, and a
 tokenizer trained on the training seeds' conversations (`trainer.tokenizer`). The build is
 deterministic — the same seed and corpus give the same bytes — and cached: a directory holding a

@@ -9,7 +9,7 @@
                 (mean R_P in [0.2, 0.85]; ties: more tasks with non-zero R_P, then the earlier)
     stop at `steps` (or once every probe task is mastered twice in a row: nothing left to gain)
 
-CPU-DEMO.md measured that the tiny model passes through the band after a few dozen epochs and
+docs/CPU-DEMO.md measured that the tiny model passes through the band after a few dozen epochs and
 then memorises the pool (zero variance, no GRPO gradient), so the warm start is picked by this
 measured check, never by time. Outputs under `<run_dir>/sft/`: `best/` (an HF model dir),
 `log.jsonl` (loss and probe rows), `summary.json`.

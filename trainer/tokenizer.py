@@ -38,9 +38,9 @@ SPECIAL_TOKENS: tuple[str, ...] = (
     "<tool_call>",
     "</tool_call>",
 )
-VOCAB_SIZE = 2048  # CPU-DEMO.md: small enough for a 4.7 M-param model, ~480 tokens a conversation
+VOCAB_SIZE = 2048  # docs/CPU-DEMO.md: small enough for a 4.7 M-param model, ~480 tokens a conversation
 QWEN2_PRETOKENIZE_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-TOOL_RESULT_CHARS = 80  # CPU-DEMO.md: tool results cut to ~80 characters for the tiny model
+TOOL_RESULT_CHARS = 80  # docs/CPU-DEMO.md: tool results cut to ~80 characters for the tiny model
 
 CHAT_TEMPLATE = (
     "{%- set compact = compact_tools if compact_tools is defined else true -%}"

@@ -61,7 +61,7 @@ def _step_limit(n_variants: int, cfg: SynthConfig) -> int:
 
 
 def check_seed(seed: Task) -> None:
-    """Synthesis never starts from held-out evaluation data (ARCHITECTURE §3)."""
+    """Synthesis never starts from held-out evaluation data (docs/ARCHITECTURE.md §3)."""
     root = seed.rods.root_id if seed.rods and seed.rods.root_id else seed.id
     for task_id in {seed.id, root}:
         if is_eval_task(task_id):

@@ -33,7 +33,7 @@ def test_this_tree_keeps_the_contract() -> None:
 def test_an_upward_import_inside_a_function_is_caught(tmp_path: Path) -> None:
     root = _tree(tmp_path, {"rods/cli.py": "def main():\n    from trainer.loop import train\n"})
     assert check_layers.violations(root) == [
-        "rods/cli.py:2: `rods` may not import `trainer` (layers: ARCHITECTURE.md §2)"
+        "rods/cli.py:2: `rods` may not import `trainer` (layers: docs/ARCHITECTURE.md §2)"
     ]
 
 

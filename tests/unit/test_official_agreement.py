@@ -1,6 +1,6 @@
 """Our progress reward's "correct" agrees with bfcl-eval's own `multi_turn_checker`.
 
-ARCHITECTURE.md §3: a trajectory is officially correct iff every turn with non-empty ground truth
+docs/ARCHITECTURE.md §3: a trajectory is officially correct iff every turn with non-empty ground truth
 succeeds, and this must match the official checker on every trajectory. Checked on the ground
 truth of all 800 tasks and on a deterministic sample of perturbed trajectories
 (`rods.env.perturb`) across the four categories.

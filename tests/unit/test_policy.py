@@ -49,7 +49,7 @@ def test_build_is_deterministic_and_cached(policy_dir: Path, tmp_path: Path) -> 
 def test_tiny_architecture_size() -> None:
     model = tiny_model(vocab_size=2048, eos_id=1, pad_id=0, seed=0)
     n = count_parameters(model)
-    assert 4.6e6 < n < 4.8e6  # CPU-DEMO.md: ≈ 4.7 M
+    assert 4.6e6 < n < 4.8e6  # docs/CPU-DEMO.md: ≈ 4.7 M
     assert (
         model.config.tie_word_embeddings
         and model.config.num_hidden_layers == TINY_ARCH["num_hidden_layers"]
