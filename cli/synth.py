@@ -74,8 +74,9 @@ def is_bfcl_seed(task: Task) -> bool:
 def held_out_overlap(task: Task) -> str | None:
     """Why `task` must not be trained on or synthesized from: a held-out id, or content that is a
     near-duplicate of a held-out task whatever the id (the critique's `eval_duplicate` guard).
-    None: no overlap. The BFCL training seeds themselves are exempt: a few long_context seeds
-    share long initial states with held-out ones, and the split is by scenario (docs/ARCHITECTURE.md §3)."""
+    None: no overlap. The BFCL training seeds themselves are exempt: the split is by scenario
+    (docs/ARCHITECTURE.md §3), and none is near a held-out task once bfcl-eval's long-context
+    filler is not counted as content (`rods.shingles`; tests/unit/test_near_duplicates.py)."""
     from graphs.synthesis import gates
 
     if is_eval_task(task.id):
@@ -251,7 +252,9 @@ def codes(as_json: Annotated[bool, typer.Option("--json", help="print JSON inste
 def validate_tasks(tasks: list[Task], pool_tasks: list[Task] | None = None) -> list[tuple[str, list[str]]]:
     """Gate reasons per task: every gate, `pool_tasks` and the earlier tasks of the file as the
     pool, the parent's signature (a BFCL seed, a pool task or an earlier task of the file) as the
-    structural reference."""
+    structural reference. An unchanged BFCL training seed is not a pool duplicate of another
+    one: BFCL's four categories reuse each scenario (index N of each is mostly one conversation)
+    and the seed pool holds all four, so only a non-seed task near it counts."""
     from graphs.synthesis import gates
     from rods.env.reward import GroundTruthCache
     from rods.signature import DEFAULT_WEIGHTS, MATCH_TOLERANCE, compute_signature
@@ -260,8 +263,10 @@ def validate_tasks(tasks: list[Task], pool_tasks: list[Task] | None = None) -> l
     pool = gates.DedupIndex(pool_tasks or ())
     evals = gates.eval_index()
     by_id = {t.id: t for t in [*(pool_tasks or ()), *tasks]}
+    seed_ids = [t.id for t in pool_tasks or () if is_bfcl_seed(t)]
     out = []
     for task in tasks:
+        seed = is_bfcl_seed(task)
         parent_sig = signature = None
         parent_id = task.rods.parent_id if task.rods else None
         if parent_id is not None:
@@ -280,10 +285,14 @@ def validate_tasks(tasks: list[Task], pool_tasks: list[Task] | None = None) -> l
             signature=signature,
             tolerance=MATCH_TOLERANCE,
             weights=DEFAULT_WEIGHTS,
-            pool=pool,
+            pool=None if seed else pool,
             evals=evals,
         )
+        if seed and pool.is_duplicate(task, exclude=(task.id, *seed_ids)):
+            reasons = sorted({*reasons, "pool_duplicate"})
         pool.add(task)
+        if seed:
+            seed_ids.append(task.id)
         out.append((task.id, reasons))
     return out
 

@@ -41,7 +41,6 @@ from ordinary words and are not checked; a call written as `name(` is always rej
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 from collections import Counter
@@ -54,6 +53,7 @@ from graphs.synthesis.patches import error_message
 from rods.env.calls import CallSyntaxError, parse_python_call
 from rods.env.reward import GroundTruthCache, score_calls
 from rods.env.world import World
+from rods.shingles import task_shingles
 from rods.signature import (
     STRUCTURE_WEIGHTS,
     DistanceWeights,
@@ -98,8 +98,6 @@ REJECTION_REASONS: tuple[str, ...] = (
 _REASONING_RE = re.compile(
     r"(?i)(\bstep\s*\d+\s*[:.)]|<\s*/?\s*think\s*>|\blet'?s think\b|\bchain of thought\b|\breasoning\s*:)"
 )
-_WORD_RE = re.compile(r"[a-z0-9]+")
-_SHINGLE = 3  # words per shingle: long enough that shared vocabulary alone does not match
 
 
 def _code_like(name: str) -> bool:
@@ -249,17 +247,9 @@ def check_signature(
 
 
 def shingles(task: Task) -> frozenset[int]:
-    """Hashed word 3-grams of the user turns and of the ground-truth calls (separately)."""
-    out: set[int] = set()
-    texts = [" ".join(m.content for m in msgs) for msgs in task.question]
-    texts += [" ".join(gt) for gt in task.ground_truth]
-    for text in texts:
-        words = _WORD_RE.findall(text.lower())
-        for i in range(max(1, len(words) - _SHINGLE + 1)):
-            gram = " ".join(words[i : i + _SHINGLE])
-            if gram:
-                out.add(int.from_bytes(hashlib.blake2b(gram.encode(), digest_size=8).digest()))
-    return frozenset(out)
+    """Hashed word 3-grams of the user turns and of the ground-truth calls (separately), less
+    bfcl-eval's long-context filler (`rods.shingles`: padding shared by long_context tasks)."""
+    return task_shingles(task)
 
 
 def jaccard(a: frozenset[int], b: frozenset[int]) -> float:
