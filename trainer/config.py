@@ -24,7 +24,9 @@ from rods.tasks import CATEGORIES
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: `group_size = "16"` or `hints = "on"` in a TOML file is a mistake to report, not to
+    # coerce (an int is still accepted for a float field)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class PolicyConfig(_Section):
@@ -86,7 +88,7 @@ class EnvConfig(_Section):
 class OptimConfig(_Section):
     lr: float = Field(1e-6, gt=0.0, le=1.0)  # AdamW learning rate (paper: 1e-6)
     weight_decay: float = Field(0.0, ge=0.0, le=1.0)  # AdamW weight decay
-    betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas, each in [0, 1)
+    betas: tuple[float, float] = Field((0.9, 0.999), strict=False)  # AdamW betas, each in [0, 1) (a TOML list)
     grad_clip: float = Field(1.0, gt=0.0)  # max global grad norm (EnvTuning: 1.0)
     # ratio clip below 1 (ε_low; EnvTuning: 0.2): the ratio is kept above 1 - ε_low, so ε_low < 1
     clip_low: float = Field(0.2, gt=0.0, lt=1.0)
