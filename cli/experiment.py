@@ -339,5 +339,6 @@ def experiment(
     try:
         run_experiment(config, out, arm_list, _int_list(seeds, "--seeds"), steps, eval_limit)
     except ConfigError as e:
-        console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
+        from cli.errors import fail
+
+        raise fail(str(e)) from None  # one line, no markup: a message names [sections]
