@@ -218,13 +218,13 @@ def _progress() -> Any:
 
 def run_experiment(config: Path, out: Path, arms: list[str] | None, seeds: list[int] | None,
                    steps: int | None, eval_limit: int | None = None) -> Path:  # fmt: skip
+    exp, cfg = load_experiment(config)  # checked before torch is imported: a mistake is said at once
     from cli.demo import Supervisor, _rods, export_run
     from rods.config import Settings
     from rods.store.connection import connect
     from rods.store.server import RedisServer
     from trainer.loop import train
 
-    exp, cfg = load_experiment(config)
     if eval_limit is not None:
         exp.experiment.eval_limit = eval_limit
     arms = arms or exp.experiment.arms

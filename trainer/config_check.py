@@ -41,6 +41,17 @@ NOTE_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+# names other trainers use for a field (TRL, verl, the paper's symbols): the hint names ours
+SYNONYMS: dict[str, str] = {
+    "learning_rate": "lr", "kl": "kl_coef", "beta": "kl_coef", "kl_beta": "kl_coef",
+    "num_generations": "group_size", "g": "group_size", "n": "group_size", "batch_size": "tasks_per_step",
+    "b": "tasks_per_step", "epsilon": "clip_low", "epsilon_high": "clip_high", "max_grad_norm": "grad_clip",
+    "num_iterations": "ppo_epochs", "epochs": "ppo_epochs", "max_completion_length": "max_new_tokens",
+    "max_tokens": "max_new_tokens", "max_steps": "steps", "save_steps": "checkpoint_every",
+    "save_total_limit": "keep_checkpoints", "per_device_train_batch_size": "micro_batch",
+}  # fmt: skip
+
+
 def _model_of(annotation: Any) -> type[BaseModel] | None:
     """The pydantic model inside an annotation (`X`, `X | None`), if any."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -122,12 +133,15 @@ def _unknown(root: type[BaseModel], loc: tuple[Any, ...], sections: list[str]) -
         if homes:
             return f"{key!r} is not a section: it is a field of [{homes[0]}]; put it under [{homes[0]}]"
         close = _close(key, sections)
-        hint = f"did you mean [{close}]? " if close else ""
-        return f"[{key}]: unknown section; {hint}(sections: {', '.join(sections)})"
+        hint = f"; did you mean [{close}]?" if close else ""
+        return f"[{key}]: unknown section{hint} (sections: {', '.join(sections)})"
     fields = list(model.model_fields) if model is not None else []
-    close = _close(key, fields)
-    hint = f"did you mean {parent}.{close}? " if close else ""
-    return f"{parent}.{key}: unknown field; {hint}(fields of [{parent}]: {', '.join(fields)})"
+    close = SYNONYMS.get(key.lower()) if SYNONYMS.get(key.lower()) in fields else _close(key, fields)
+    hint = f"; did you mean {parent}.{close}?" if close else ""
+    homes = [s for s in sections if (m := _walk(root, (s,))[0]) is not None and key in m.model_fields]
+    if homes and not close:
+        hint = f"; it is a field of [{homes[0]}]: move it there"
+    return f"{parent}.{key}: unknown field{hint} (fields of [{parent}]: {', '.join(fields)})"
 
 
 def _one(err: Any, root: type[BaseModel], sections: list[str]) -> str:

@@ -94,7 +94,7 @@ def model_problem(path: Path) -> str | None:
         if found is None:
             return f"{path} is a run directory with no saved checkpoint yet"
         return f"{path} is a run directory, not a model; its model is {found}: point at that"
-    entries = [p.name for p in path.iterdir()]
+    entries = [p.name for p in path.iterdir() if not p.name.startswith(".")]  # .keep, .DS_Store
     if not entries:
         return f"{path} is an empty directory"
     if "config.json" in entries:
