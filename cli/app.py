@@ -259,15 +259,19 @@ def env_replay(
 @app.command("demo")
 def demo(
     steps: int | None = typer.Option(None, help="GRPO steps (default: configs/demo.toml)"),
-    run_dir: Path = typer.Option(Path("runs/demo"), "--run-dir", help="where everything is written"),
+    run_dir: Path = typer.Option(Path("runs/demo"), "--run-dir", help="where everything is written: a new or empty directory, or one an earlier demo made"),
     model: str | None = typer.Option(None, help="synthesize with this litellm model instead of the procedural backend"),
     config: Path | None = typer.Option(None, help="trainer config (default: configs/demo.toml)"),
+    reuse_dir: bool = typer.Option(False, "--reuse-dir", help="use a --run-dir that holds other files too (the demo still deletes nothing it did not make)"),
 ) -> None:
     """The whole closed loop embedded on CPU: Redis, 2 workers, dispatcher, trainer, report."""
-    from cli.demo import run_demo
+    from cli.demo import DemoDirRefused, run_demo
+    from rods.rundir import RunDirBusy
 
     try:
-        run_demo(run_dir, steps=steps, model=model, config=config)
+        run_demo(run_dir, steps=steps, model=model, config=config, reuse_dir=reuse_dir)
+    except (DemoDirRefused, RunDirBusy) as e:
+        raise _fail(str(e)) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted:[/] every demo process was stopped; the warm start stays cached")
         raise typer.Exit(130) from None

@@ -173,8 +173,11 @@ def run(
     try:
         check_output_path(out, [tasks])
         sink = JsonlAppender(out)  # opens the file only with the first accepted variant
+        earlier = read_tasks(out) if out.exists() else []  # a rerun must not append the same variants again
     except OutputPathError as e:
         raise _fail(str(e)) from None
+    except TaskFileError as e:
+        raise _fail(f"--out {out} is appended to, but it is not a valid task file ({e}); give another --out") from None
     seed_task = _load_seed(seed, tasks)
 
     from graphs.synthesis import gates
@@ -189,9 +192,11 @@ def run(
     from graphs.synthesis.backend import BackendUnavailable
 
     total = SynthesisResult(seed_id=seed_task.id, requested=n)
-    pool = gates.DedupIndex(threshold=SynthConfig().near_duplicate)  # this run's variants
+    pool = gates.DedupIndex(threshold=SynthConfig().near_duplicate)  # --out's variants and this run's
+    for task in earlier:
+        pool.add(task)
     misses = 0
-    i = 0
+    done = 0  # variants asked for and finished: a resume starts at the next one
     try:
         with Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -210,6 +215,7 @@ def run(
                 for task in part.tasks:
                     pool.add(task)
                     sink.append(task.to_bfcl())
+                done = i + 1
                 misses = 0 if part.tasks else misses + 1
                 progress.update(bar, completed=len(total.tasks),
                                 info=f"{total.attempts} attempts, {i + 1 - len(total.tasks)} given up")  # fmt: skip
@@ -217,7 +223,7 @@ def run(
                     err.print(f"stopping early: the last {misses} variants all failed (see the codes below)")
                     break
     except KeyboardInterrupt:
-        err.print(_interrupted_line(sink.lines, out, seed, n, i, rng_seed, tasks, backend, model, api_base),
+        err.print(_interrupted_line(sink.lines, out, seed, n, done, rng_seed, tasks, backend, model, api_base),
                   markup=False, highlight=False)
         raise typer.Exit(130) from None
     finally:
@@ -231,6 +237,10 @@ def run(
     if codes:
         top = sorted(codes.items(), key=lambda kv: -kv[1])[:5]
         err.print("most frequent codes: " + ", ".join(f"{k} {v}" for k, v in top) + " (`rods synth codes` explains them)")
+    if earlier and total.rejections.get("pool_duplicate") and len(total.tasks) < n:
+        err.print(f"{total.rejections['pool_duplicate']} variants were near-duplicates of the {len(earlier)} "
+                  f"already in {out} (an earlier run with --rng-seed {rng_seed}?); give another --rng-seed "
+                  "for new ones", markup=False, highlight=False)  # fmt: skip
     if total.exceptions:
         err.print(f"first exception: {total.exceptions[0]}", markup=False)
     sys.stdout.write(json.dumps(_finite(result_metrics(total)), sort_keys=True, allow_nan=False) + "\n")

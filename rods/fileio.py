@@ -178,9 +178,9 @@ class JsonlAppender:
         if self._f is None:
             self._f = self.path.open("a", encoding="utf-8")
         self._f.write(line)
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        self._f.flush()  # the whole line is in the file now (an interrupt in fsync below keeps it)
         self.lines += 1
+        os.fsync(self._f.fileno())
 
     def close(self) -> None:
         if self._f is not None:

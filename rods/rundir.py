@@ -84,7 +84,7 @@ class RunLock:
             self._f = None
 
     def __enter__(self) -> RunLock:
-        return self.acquire()
+        return self if self._f is not None else self.acquire()
 
     def __exit__(self, *exc: object) -> None:
         self.release()
