@@ -168,12 +168,18 @@ def env_score(
     command exits 1 after scoring every other line.
     """
     from rods.env import GroundTruthCache, score_calls
+    from rods.fileio import AtomicWriter, OutputPathError, check_output_path
 
     check_input_file(input, "JSONL file")
     if out is not None:
         check_output_file(out)
+        try:
+            check_output_path(out, [input])
+        except OutputPathError as e:
+            raise _fail(str(e)) from None
     cache = GroundTruthCache()
-    sink = out.open("w", encoding="utf-8") if out else sys.stdout
+    # --out replaces the file only once every line is scored: an interrupted run keeps the old one
+    sink: Any = AtomicWriter(out) if out else sys.stdout
     n_ok = n_bad = n_correct = 0
     progress_sum = 0.0
     try:
@@ -197,10 +203,15 @@ def env_score(
             sink.write(json.dumps(record) + "\n")
             sink.flush()
     except T.TaskFileError as e:  # the file itself is unreadable (binary, not UTF-8): stop here
-        raise _fail(str(e)) from None
-    finally:
         if out:
-            sink.close()
+            sink.abort()
+        raise _fail(str(e)) from None
+    except BaseException:
+        if out:
+            sink.abort()
+        raise
+    if out:
+        sink.commit()
     mean = progress_sum / n_ok if n_ok else float("nan")
     err.print(
         f"scored {n_ok} trajectories: {n_correct} correct, mean progress {mean:.3f}"
@@ -248,15 +259,19 @@ def env_replay(
 @app.command("demo")
 def demo(
     steps: int | None = typer.Option(None, help="GRPO steps (default: configs/demo.toml)"),
-    run_dir: Path = typer.Option(Path("runs/demo"), "--run-dir", help="where everything is written"),
+    run_dir: Path = typer.Option(Path("runs/demo"), "--run-dir", help="where everything is written: a new or empty directory, or one an earlier demo made"),
     model: str | None = typer.Option(None, help="synthesize with this litellm model instead of the procedural backend"),
     config: Path | None = typer.Option(None, help="trainer config (default: configs/demo.toml)"),
+    reuse_dir: bool = typer.Option(False, "--reuse-dir", help="use a --run-dir that holds other files too (the demo still deletes nothing it did not make)"),
 ) -> None:
     """The whole closed loop embedded on CPU: Redis, 2 workers, dispatcher, trainer, report."""
-    from cli.demo import run_demo
+    from cli.demo import DemoDirRefused, run_demo
+    from rods.rundir import RunDirBusy
 
     try:
-        run_demo(run_dir, steps=steps, model=model, config=config)
+        run_demo(run_dir, steps=steps, model=model, config=config, reuse_dir=reuse_dir)
+    except (DemoDirRefused, RunDirBusy) as e:
+        raise _fail(str(e)) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted:[/] every demo process was stopped; the warm start stays cached")
         raise typer.Exit(130) from None

@@ -63,6 +63,31 @@ def _open(redis_url: str | None, run: str | None) -> RedisBuffer:
         raise typer.Exit(2) from None
 
 
+MAX_RUNS_SHOWN = 8  # run names listed when a --run names none
+
+
+def _require_run(buf: RedisBuffer) -> None:
+    """Exit 2 with one line when Redis holds no key of the run (a typo in --run, or the wrong
+    Redis): a command that reads the run would otherwise report zeros or write an empty file."""
+    from rods.store.keys import PREFIX, RunKeys
+
+    if next(iter(buf.r.scan_iter(match=RunKeys(buf.run).pattern, count=1000)), None) is not None:
+        return
+    runs: set[str] = set()
+    for key in buf.r.scan_iter(match=f"{PREFIX}:*", count=1000):
+        name = (key.decode() if isinstance(key, bytes) else str(key)).split(":")
+        if len(name) > 2:
+            runs.add(name[1])
+        if len(runs) > MAX_RUNS_SHOWN:
+            break
+    shown = sorted(runs)[:MAX_RUNS_SHOWN]
+    there = (f"runs there: {', '.join(shown)}{', …' if len(runs) > MAX_RUNS_SHOWN else ''}" if runs
+             else "it holds no RODS run")  # fmt: skip
+    typer.echo(f"error: no run named {buf.run!r} in this Redis ({there}); check --run / $RODS_RUN "
+               f"(or load seeds first: rods buffer init --run {buf.run})", err=True)  # fmt: skip
+    raise typer.Exit(2)
+
+
 @buffer_app.command()
 def init(redis_url: RedisUrl = None, run: Run = None) -> None:
     """Load the 400 training seeds into the run's active pool (again: nothing changes)."""
@@ -87,6 +112,7 @@ def stats(
     from rods.store.stream import BoundaryStream
 
     buf = _open(redis_url, run)
+    _require_run(buf)
     metrics = buf.metrics()
     dead = BoundaryStream(buf.r, buf.run).dead_letters()
     metrics["stream/dead_letters"] = float(len(dead))
@@ -121,6 +147,7 @@ def export_cmd(
         raise typer.Exit(2)
     check_output_file(file, "FILE")
     buf = _open(redis_url, run)
+    _require_run(buf)  # before the file is touched: a typo never replaces a good export
     chosen: list[TaskState] = [s for s in STATES if s in states]
     n = write_tasks(file, buf.export_tasks(chosen))
     typer.echo(f"run {buf.run}: wrote {n} tasks to {file}")

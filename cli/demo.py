@@ -7,6 +7,11 @@
     rods train          GRPO in rods mode (configs/demo.toml), its own process
     → export the buffer, the event log and synthesis metrics, then `report.html`
 
+The run directory is the demo's own: `rods demo` holds its lock (`rods.rundir.RunLock`) while it
+runs, starts only in a new or empty directory or one an earlier `rods demo` made (marked with
+`.made-by-rods`; `--reuse-dir` accepts another directory), and clears only the `rods/` and
+`redis/` subdirectories that carry its own marker: it never deletes what it did not create.
+
 Every child runs in its own process group and is stopped (SIGTERM, then SIGKILL) on success, on
 error and on Ctrl-C; the Redis server last. Children's output goes to <run_dir>/logs/. One
 progress display follows the trainer's metrics.jsonl and the run's Redis counters.
@@ -119,20 +124,65 @@ def _display(step_total: int, m: dict[str, Any], synth: dict[str, float], elapse
 
 
 def export_run(r: Any, run: str, out_dir: Path) -> None:
-    """Buffer, event log and synthesis metrics next to the trainer's metrics (report inputs)."""
+    """Buffer, event log and synthesis metrics next to the trainer's metrics (report inputs),
+    each file written whole or not at all."""
+    from rods.fileio import AtomicWriter, atomic_write_text
     from rods.store.buffer import RedisBuffer
 
     buffer = RedisBuffer(r, run)
-    with (out_dir / "buffer.jsonl").open("w") as f:
+    with AtomicWriter(out_dir / "buffer.jsonl") as f:
         for task in buffer.export_tasks():
             f.write(json.dumps(task.to_bfcl()) + "\n")
-    with (out_dir / "events.jsonl").open("w") as f:
+    with AtomicWriter(out_dir / "events.jsonl") as f:
         for event in buffer.events():
             f.write(event.model_dump_json() + "\n")
     keys = RunKeys(run)
     synth = {k: float(v) for k, v in r.hgetall(keys.synth_metrics).items()}
     latency = [float(x) for x in r.lrange(keys.synth_latency, 0, -1)]
-    (out_dir / "synth.json").write_text(json.dumps({"metrics": synth, "latency_s": latency}, indent=1))
+    atomic_write_text(out_dir / "synth.json", json.dumps({"metrics": synth, "latency_s": latency}, indent=1))
+
+
+DEMO = "rods demo"  # the command name in the marker files of what the demo made
+MADE_SUBDIRS = ("rods", "redis")  # cleared at each demo start, when (and only when) the demo made them
+
+
+class DemoDirRefused(ValueError):
+    """A --run-dir the demo must not use as it is; the message says why and what to do."""
+
+
+def check_run_dir(run_dir: Path, reuse: bool) -> None:
+    """Check, writing nothing, that `run_dir` may hold a demo. Raises DemoDirRefused."""
+    from rods.rundir import LOCK_FILE, MADE_MARKER, made_here
+
+    if run_dir.exists() and not run_dir.is_dir():
+        raise DemoDirRefused(f"--run-dir {run_dir} is a file; give a directory (a new one is created)")
+    ours = made_here(run_dir, DEMO)
+    foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in (LOCK_FILE, MADE_MARKER)) if run_dir.is_dir() else []
+    if foreign and not ours and not reuse:
+        shown = ", ".join(foreign[:4]) + (", …" if len(foreign) > 4 else "")
+        raise DemoDirRefused(
+            f"--run-dir {run_dir} holds files that rods demo did not make ({shown}); give a new or "
+            "empty directory (default runs/demo), or pass --reuse-dir to add the demo's files beside them"
+        )
+    for name in MADE_SUBDIRS:
+        sub = run_dir / name
+        if sub.exists() and not made_here(sub, DEMO):
+            raise DemoDirRefused(
+                f"{sub} exists and was not made by rods demo, which would replace it; move it away "
+                "or give another --run-dir"
+            )
+
+
+def prepare_run_dir(run_dir: Path) -> None:
+    """Mark `run_dir` as the demo's and clear the subdirectories an earlier demo made there
+    (only after `check_run_dir` and under the run's lock)."""
+    from rods.rundir import claim_made_dir, made_here
+
+    if not made_here(run_dir, DEMO):
+        claim_made_dir(run_dir, DEMO)
+    for name in MADE_SUBDIRS:  # each demo trains anew; the warm start (sft/) is kept
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+        claim_made_dir(run_dir / name, DEMO)
 
 
 def run_demo(
@@ -142,8 +192,12 @@ def run_demo(
     model: str | None = None,
     config: Path | None = None,
     workers: int = 2,
+    reuse_dir: bool = False,
 ) -> Path:
-    """Run the embedded loop; returns the path of report.html."""
+    """Run the embedded loop; returns the path of report.html. Raises DemoDirRefused or
+    `rods.rundir.RunDirBusy` before anything is written when the run directory is not the demo's."""
+    from rods.rundir import RunLock
+
     config = config or Path(__file__).resolve().parent.parent / "configs" / "demo.toml"
     if not config.exists():
         raise FileNotFoundError(f"{config}: demo config not found")
@@ -151,13 +205,18 @@ def run_demo(
 
     load_config(config)  # a ConfigError (one line, exit 2) before Redis, the warm start or a worker starts
     run_dir = run_dir.resolve()
+    check_run_dir(run_dir, reuse_dir)  # before the lock file is made in a foreign directory
+    with RunLock(run_dir, DEMO):
+        check_run_dir(run_dir, reuse_dir)  # again, now that no other demo can change it
+        prepare_run_dir(run_dir)
+        return _run_demo_locked(run_dir, steps, model, config, workers)
+
+
+def _run_demo_locked(run_dir: Path, steps: int | None, model: str | None, config: Path, workers: int) -> Path:
     logs = run_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     train_dir = run_dir / "rods"
-    shutil.rmtree(train_dir, ignore_errors=True)  # each demo trains anew; the warm start is kept
     redis_dir = run_dir / "redis"
-    shutil.rmtree(redis_dir, ignore_errors=True)
-    redis_dir.mkdir(parents=True)
     t0 = time.monotonic()
 
     server = RedisServer(appendonly=True, directory=str(redis_dir)).start()

@@ -2,6 +2,12 @@
 so `import rods` never imports torch or transformers).
 
     rods sft [--run-dir DIR] [--steps N] [--model PATH] [--probe-every K] [--measure/--no-measure]
+             [--replace]
+
+The default run directory is runs/sft, its own: `rods demo`'s cached warm start (runs/demo/sft)
+is written only by the demo, or by `rods sft --run-dir runs/demo --replace`. A directory that
+already holds a warm start (`sft/best`) is never trained over without --replace, and one process
+at a time holds `DIR/sft` (`rods.rundir.RunLock`).
 
 Register with `app.command("sft")(sft)` in `cli/app.py`.
 """
@@ -20,8 +26,8 @@ console = Console()
 
 def sft(
     run_dir: Annotated[
-        Path, typer.Option("--run-dir", help="run directory (sft/ is written under it)")
-    ] = Path("runs/demo"),
+        Path, typer.Option("--run-dir", help="run directory (sft/ is written under it; the demo's cache is runs/demo)")
+    ] = Path("runs/sft"),
     steps: Annotated[
         int | None, typer.Option("--steps", help="optimiser steps (default: SFTConfig.steps)")
     ] = None,
@@ -49,12 +55,35 @@ def sft(
             help="after training, roll out the chosen checkpoint 8x on every pool task and report the regions",
         ),
     ] = True,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="train over a warm start already in DIR/sft/best (it is replaced)")
+    ] = False,
 ) -> None:
     """Supervised warm start on the seeds' ground-truth conversations; the checkpoint is the one
     with the most probe tasks in the boundary band."""
+    from cli.errors import fail
+    from rods.rundir import RunDirBusy, RunLock
+
+    best_dir = run_dir / "sft" / "best"
+    if best_dir.exists() and not replace:
+        raise fail(
+            f"{best_dir} already holds a warm start; pass --replace to train a new one over it, or "
+            "give another --run-dir (rods sft's own default is runs/sft)"
+        )
+    try:
+        lock = RunLock(run_dir / "sft").acquire()
+    except RunDirBusy as e:
+        raise fail(str(e)) from None
+    with lock:  # released on any exit, Ctrl-C included
+        _run(run_dir, steps, model, subset, probe_every, lr, seed, measure)
+
+
+def _run(run_dir: Path, steps: int | None, model: str, subset: str, probe_every: int | None,
+         lr: float | None, seed: int, measure: bool) -> None:
+    from rods.fileio import atomic_write_text
     from trainer.sft import SFTConfig, measure_warm_start, run_sft
 
-    overrides = {"model": model, "subset": subset, "seed": seed}
+    overrides: dict = {"model": model, "subset": subset, "seed": seed}
     if steps is not None:
         overrides["steps"] = steps
     if probe_every is not None:
@@ -79,7 +108,7 @@ def sft(
     console.print(f"[green]warm start:[/] {best} (step {summary['best'].get('step')})")
     if measure:
         result = measure_warm_start(best, cfg)
-        (run_dir / "sft" / "measure.json").write_text(json.dumps(result, indent=2))
+        atomic_write_text(run_dir / "sft" / "measure.json", json.dumps(result, indent=2))
         console.print(
             f"pool of {result['probe/tasks']:.0f} tasks × {cfg.probe_samples} rollouts: "
             f"non-zero R_P {result['probe/frac_nonzero']:.0%}, boundary {result['probe/frac_boundary']:.0%}, "

@@ -6,8 +6,11 @@
     rods synth audit VARIANTS.jsonl [--against train|FILE.jsonl] [--json]
     rods synth codes [--json]          what each failure and rejection code means, what to change
 
-`run` asks for one variant at a time (at most `MAX_VARIANTS`), shows progress, and appends each
-variant to --out as soon as it is accepted, so an interrupted run keeps what it made. A seed
+`run` asks for one variant at a time (at most `MAX_VARIANTS`), shows progress, and APPENDS each
+variant to --out as soon as it is accepted (a whole line, flushed and fsynced), so an interrupted
+run keeps what it made and a rerun adds to the earlier variants; --out is checked before any
+work (never the --tasks file, never a file whose last line was cut off) and a run that accepts
+nothing leaves it as it was. Ctrl-C says what was kept and the command that continues. A seed
 from --tasks is refused when its content is a near-duplicate of a held-out evaluation task,
 whatever its id (`held_out_overlap`, the critique's own contamination guard); `rods buffer
 import` applies the same check.
@@ -153,7 +156,7 @@ def _backend(kind: str | None, model: str | None, api_base: str | None) -> Any:
 @synth_app.command("run")
 def run(
     seed: Annotated[str, typer.Option("--seed", help="id of a training seed (or of a task in --tasks)")],
-    out: Annotated[Path, typer.Option("--out", help="JSONL file for the validated variants")],
+    out: Annotated[Path, typer.Option("--out", help="JSONL file the validated variants are appended to (created when missing; never truncated)")],
     n: Annotated[int, typer.Option("--n", min=1, max=MAX_VARIANTS, help=f"variants wanted (1–{MAX_VARIANTS})")] = 1,
     backend: Annotated[str | None, typer.Option("--backend", help="procedural | llm (default: RODS_SYNTH_BACKEND, procedural)")] = None,
     model: Annotated[str | None, typer.Option("--model", help="litellm model string (llm; default: RODS_SYNTH_MODEL)")] = None,
@@ -161,10 +164,21 @@ def run(
     tasks: Annotated[Path | None, typer.Option("--tasks", help="take the seed from this task file")] = None,
     rng_seed: Annotated[int, typer.Option("--rng-seed", help="seed of the run's randomness")] = 0,
 ) -> None:
-    """Synthesize up to N validated variants of one seed, appending each to --out as accepted."""
+    """Synthesize up to N validated variants of one seed, appending each to --out as accepted
+    (earlier lines of --out are kept)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from rods.fileio import JsonlAppender, OutputPathError, check_output_path
+
     check_output_file(out)  # every cheap check before the graph (LangGraph) is imported
+    try:
+        check_output_path(out, [tasks])
+        sink = JsonlAppender(out)  # opens the file only with the first accepted variant
+        earlier = read_tasks(out) if out.exists() else []  # a rerun must not append the same variants again
+    except OutputPathError as e:
+        raise _fail(str(e)) from None
+    except TaskFileError as e:
+        raise _fail(f"--out {out} is appended to, but it is not a valid task file ({e}); give another --out") from None
     seed_task = _load_seed(seed, tasks)
 
     from graphs.synthesis import gates
@@ -179,9 +193,11 @@ def run(
     from graphs.synthesis.backend import BackendUnavailable
 
     total = SynthesisResult(seed_id=seed_task.id, requested=n)
-    pool = gates.DedupIndex(threshold=SynthConfig().near_duplicate)  # this run's variants
+    pool = gates.DedupIndex(threshold=SynthConfig().near_duplicate)  # --out's variants and this run's
+    for task in earlier:
+        pool.add(task)
     misses = 0
-    sink = None  # opened with the first accepted variant: a run that fails at once writes nothing
+    done = 0  # variants asked for and finished: a resume starts at the next one
     try:
         with Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -194,38 +210,58 @@ def run(
                     part = synthesize(seed_task, n_variants=1, backend=chosen, pool_index=pool,
                                       rng_seed=rng_seed + 7919 * i)  # fmt: skip
                 except BackendUnavailable as e:  # the model server, not the seed: no stage can succeed
-                    kept = f" ({len(total.tasks)} variants written to {out} before)" if total.tasks else ""
+                    kept = f" ({sink.lines} variants appended to {out} before)" if sink.lines else ""
                     raise _fail(f"{e}{kept}", code=1) from None
                 _merge(total, part)
                 for task in part.tasks:
                     pool.add(task)
-                    sink = sink or out.open("w", encoding="utf-8")
-                    sink.write(json.dumps(task.to_bfcl(), ensure_ascii=False) + "\n")
-                    sink.flush()
+                    sink.append(task.to_bfcl())
+                done = i + 1
                 misses = 0 if part.tasks else misses + 1
                 progress.update(bar, completed=len(total.tasks),
                                 info=f"{total.attempts} attempts, {i + 1 - len(total.tasks)} given up")  # fmt: skip
                 if misses >= GIVE_UP_AFTER:
                     err.print(f"stopping early: the last {misses} variants all failed (see the codes below)")
                     break
+    except KeyboardInterrupt:
+        err.print(_interrupted_line(sink.lines, out, seed, n, done, rng_seed, tasks, backend, model, api_base),
+                  markup=False, highlight=False)
+        raise typer.Exit(130) from None
     finally:
-        if sink is not None:
-            sink.close()
-    if sink is None:
-        out.write_text("", encoding="utf-8")  # the run ended: its (empty) result is the file
+        sink.close()
+    where = f"appended to {out}" if total.tasks else f"nothing written ({out} left as it was)"
     err.print(
-        f"{len(total.tasks)}/{n} variants of {seed} written to {out} "
+        f"{len(total.tasks)}/{n} variants of {seed} {where} "
         f"({total.attempts} attempts, synthesizer {chosen.name})"
     )
     codes = {**total.failures, **total.rejections}
     if codes:
         top = sorted(codes.items(), key=lambda kv: -kv[1])[:5]
         err.print("most frequent codes: " + ", ".join(f"{k} {v}" for k, v in top) + " (`rods synth codes` explains them)")
+    if earlier and total.rejections.get("pool_duplicate") and len(total.tasks) < n:
+        err.print(f"{total.rejections['pool_duplicate']} variants were near-duplicates of the {len(earlier)} "
+                  f"already in {out} (an earlier run with --rng-seed {rng_seed}?); give another --rng-seed "
+                  "for new ones", markup=False, highlight=False)  # fmt: skip
     if total.exceptions:
         err.print(f"first exception: {total.exceptions[0]}", markup=False)
     sys.stdout.write(json.dumps(_finite(result_metrics(total)), sort_keys=True, allow_nan=False) + "\n")
     if not total.tasks:
         raise typer.Exit(1)
+
+
+def _interrupted_line(kept: int, out: Path, seed: str, n: int, i: int, rng_seed: int, tasks: Path | None,
+                      backend: str | None, model: str | None, api_base: str | None) -> str:
+    """What Ctrl-C kept and the exact command that makes the rest: the same per-variant seeds
+    (`rng_seed + 7919 * i`) continue from the variant that was interrupted."""
+    import shlex
+
+    argv = ["rods", "synth", "run", "--seed", seed, "--n", str(n - i), "--out", str(out),
+            "--rng-seed", str(rng_seed + 7919 * i)]  # fmt: skip
+    for flag, value in (("--tasks", tasks), ("--backend", backend), ("--model", model), ("--api-base", api_base)):
+        if value is not None:
+            argv += [flag, str(value)]
+    return (f"interrupted: kept {kept} variants in {out} (appended); to make the remaining {n - i}, run: "
+            + " ".join(shlex.quote(a) for a in argv))
 
 
 @synth_app.command("codes")

@@ -91,8 +91,13 @@ def train(
     run_dir: Annotated[Path, typer.Option("--run-dir", help="run directory; an existing one is resumed")] = Path("runs/train"),
     init_from: Annotated[str | None, typer.Option("--init-from", help="start from this model dir (e.g. runs/demo/sft/best)")] = None,
     trainer: Annotated[str, typer.Option("--trainer", help="native (one device) or trl (TRL's GRPOTrainer; multi-GPU under accelerate launch / torchrun)")] = "native",
+    allow_config_change: Annotated[bool, typer.Option("--allow-config-change", help="resume a run with a config that differs from its config.json (the old one is kept under configs/)")] = False,
 ) -> None:
-    """GRPO training on the tool environment; resumes from the run directory's last checkpoint."""
+    """GRPO training on the tool environment; resumes from the run directory's last checkpoint.
+
+    One process per run directory (a second one stops with a line naming the holder); a resume
+    with another config is refused, the differing fields named, unless --allow-config-change."""
+    from rods.rundir import ConfigChanged, RunDirBusy
     from rods.store.connection import RedisUnavailable
     from trainer.config import ConfigError
 
@@ -134,16 +139,60 @@ def train(
             progress.update(bar, completed=step, info=info)
 
         try:
-            result = run_train(cfg, run_dir, on_step=on_step)
-        except (RedisUnavailable, ConfigError) as e:
-            err.print(f"[bold red]error:[/] {e}")
-            raise typer.Exit(2) from None
+            if trainer == "native":
+                result = run_train(cfg, run_dir, on_step=on_step, allow_config_change=allow_config_change,
+                                   command=_command(config, mode, steps, run_dir, init_from, trainer))  # fmt: skip
+            else:
+                result = run_train(cfg, run_dir, on_step=on_step)
+        except (RedisUnavailable, ConfigError, RunDirBusy, ConfigChanged) as e:
+            from cli.errors import fail
+
+            progress.stop()
+            raise fail(str(e)) from None
+        except KeyboardInterrupt:
+            progress.stop()
+            err.print(_interrupted(run_dir, config, mode, steps, init_from, trainer), markup=False, highlight=False)
+            raise typer.Exit(130) from None
+    note = getattr(result, "config_note", None)
+    if note:
+        console.print(note, markup=False, highlight=False)
+    if getattr(result, "steps_run", None) == 0:
+        console.print(f"already at step {result.steps_done}; nothing to do (raise --steps to continue)")
+        return
     if result.resumed_from:
         console.print(f"resumed from step {result.resumed_from}")
     from cli.report import write_report
 
     report = write_report(run_dir)
     console.print(f"[green]done:[/] {result.steps_done} steps in {run_dir} (metrics.jsonl, checkpoints/, {report.name})")
+
+
+def _command(config: Path | None, mode: str | None, steps: int | None, run_dir: Path,
+             init_from: str | None, trainer: str) -> str:
+    """The `rods train …` command line that these options make: recorded in the run's lock file,
+    and what continues an interrupted run (the same options resume it)."""
+    import shlex
+
+    argv = ["rods", "train", "--run-dir", str(run_dir)]
+    for flag, value in (("--config", config), ("--mode", mode), ("--steps", steps), ("--init-from", init_from)):
+        if value is not None:
+            argv += [flag, str(value)]
+    if trainer != "native":
+        argv += ["--trainer", trainer]
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def _interrupted(run_dir: Path, config: Path | None, mode: str | None, steps: int | None,
+                 init_from: str | None, trainer: str) -> str:
+    """One line for Ctrl-C: the checkpoint that was kept and the command that resumes from it."""
+    from trainer.checkpoint import latest_checkpoint
+
+    ckpt = latest_checkpoint(run_dir)
+    resume = _command(config, mode, steps, run_dir, init_from, trainer)
+    if ckpt is None:
+        return f"interrupted before the first checkpoint: nothing kept in {run_dir} to resume from; rerun: {resume}"
+    step = int(ckpt.name.split("_")[1])
+    return f"interrupted: checkpoint at step {step} kept in {ckpt} (later steps are redone); resume with: {resume}"
 
 
 def _trl_train():  # noqa: ANN202
@@ -169,7 +218,8 @@ def trainer_service(
     trainer: Annotated[str, typer.Option("--trainer", help="native or trl (launch under accelerate for several GPUs)")] = "native",
 ) -> None:
     """The compose `trainer` service: `rods train` in rods mode, resuming after any restart."""
-    train(config=config, mode="rods", steps=None, run_dir=run_dir, init_from=None, trainer=trainer)
+    train(config=config, mode="rods", steps=None, run_dir=run_dir, init_from=None, trainer=trainer,
+          allow_config_change=False)
 
 
 def evaluate(
@@ -177,12 +227,12 @@ def evaluate(
     split: Annotated[str, typer.Option("--split", help="eval (held out) or train")] = "eval",
     protocol: Annotated[str, typer.Option("--protocol", help="train (the training rollout loop) or bfcl (bfcl-eval's inference semantics)")] = "train",
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="tasks per category, for a quick look")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="where eval.json / eval.md go (default: <model>/eval-<split>-<protocol>)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="where eval.json / eval.md go (default: a run's checkpoint → <run>/eval/<step>-<split>-<protocol>, kept when the checkpoint rotates; another model dir → <model>/eval-<split>-<protocol>)")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML config for rollout limits")] = None,
 ) -> None:
     """Greedy rollouts on a split, scored by bfcl-eval's own checker; prints the paper-shaped table."""
     from trainer.checkpoint import CheckpointNotFound, resolve_checkpoint
-    from trainer.evaluate import PROTOCOLS
+    from trainer.evaluate import PROTOCOLS, default_eval_dir
     from trainer.evaluate import evaluate as run_eval
 
     if split not in ("eval", "train"):
@@ -197,7 +247,7 @@ def evaluate(
         err.print(f"[bold red]error:[/] {e}")
         raise typer.Exit(2) from None
     cfg = _load(config, None, None)
-    out_dir = out or model_dir / f"eval-{split}-{protocol}"
+    out_dir = out or default_eval_dir(model_dir, split, protocol)
     report = run_eval(str(model_dir), out_dir, split=split, limit=limit, device=cfg.policy.device,
                       rollout_overrides=cfg.rollout.model_dump(), protocol=protocol)  # type: ignore[arg-type]
     console.print(report.markdown(f"{model_dir} on {split}", protocol))

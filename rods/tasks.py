@@ -20,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -270,9 +271,23 @@ def task_function_docs(task: Task) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- JSONL files
 
 
-def read_tasks(path: str | Path) -> list[Task]:
-    """Read a BFCL-format JSONL task file. Errors name the file, line and field."""
-    return list(iter_tasks(path))
+def read_tasks(path: str | Path, on_warning: Callable[[str], None] | None = None) -> list[Task]:
+    """Read a BFCL-format JSONL task file. Errors name the file, line and field; a truncated
+    last line is a warning (see `iter_tasks`)."""
+    return list(iter_tasks(path, on_warning))
+
+
+def warn_stderr(message: str) -> None:
+    """The default warning sink of the readers: one `warning: …` line on stderr."""
+    sys.stderr.write(f"warning: {message}\n")
+    sys.stderr.flush()
+
+
+def truncated_line_warning(path: Path, lineno: int, line: str) -> str:
+    return (
+        f"{path}:{lineno}: the last line is incomplete ({len(line.encode())} bytes, no newline: a "
+        f"write was cut off, e.g. a full disk); skipped it and kept the {lineno - 1} lines before it"
+    )
 
 
 def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
@@ -303,7 +318,11 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
                 yield lineno, line
 
 
-def iter_tasks(path: str | Path) -> Iterator[Task]:
+def iter_tasks(path: str | Path, on_warning: Callable[[str], None] | None = None) -> Iterator[Task]:
+    """The tasks of a JSONL file, in order. A malformed line raises `TaskFileError` naming
+    file:line, except an unparseable LAST line without a newline: that is a write cut off (a full
+    disk, a killed process), so it is reported once through `on_warning` (default: stderr) and
+    every complete line before it is kept."""
     path = Path(path)
     if not path.exists():
         raise TaskFileError(f"{path}: no such task file")
@@ -311,6 +330,9 @@ def iter_tasks(path: str | Path) -> Iterator[Task]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
+            if not line.endswith("\n"):  # only the last line can lack its newline
+                (on_warning or warn_stderr)(truncated_line_warning(path, lineno, line))
+                return
             raise TaskFileError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
         except RecursionError:
             raise TaskFileError(f"{path}:{lineno}: JSON nested too deeply") from None
@@ -332,19 +354,15 @@ def parse_task(obj: dict[str, Any], where: str = "task") -> Task:
 
 def write_tasks(path: str | Path, tasks: Iterable[Task]) -> int:
     """Write tasks as BFCL-format JSONL, atomically (a crash leaves the old file intact)."""
+    from rods.fileio import AtomicWriter
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     n = 0
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            for task in tasks:
-                f.write(json.dumps(task.to_bfcl(), ensure_ascii=False) + "\n")
-                n += 1
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # never leave a stray *.tmp behind (e.g. `path` is a directory)
-        raise
+    with AtomicWriter(path) as f:  # an error removes the temp file and keeps the old `path`
+        for task in tasks:
+            f.write(json.dumps(task.to_bfcl(), ensure_ascii=False) + "\n")
+            n += 1
     return n
 
 

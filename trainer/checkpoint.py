@@ -7,11 +7,12 @@ Layout under the run directory:
 
 A checkpoint is written to a temporary directory and renamed into place, and `latest` is
 replaced atomically after that, so a crash at any moment leaves the previous checkpoint usable.
+Rotation (`keep`) deletes whole `step_*` directories: nothing else may live inside them, which is
+why `rods eval` writes its results to the run's `eval/` directory (trainer/evaluate.py).
 """
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rods.fileio import atomic_write_text
 from trainer.model_paths import (  # noqa: F401  (re-exported: checkpoints and model paths)
     CheckpointNotFound,
     is_model_dir,
@@ -61,11 +63,15 @@ def save_checkpoint(
     state = {"step": step, "optimizer": optimizer.state_dict(), "rng": rng_state(), "extra": extra}
     torch.save(state, tmp / "trainer_state.pt")
     final = root / name
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    latest_tmp = root / ".latest.tmp"
-    latest_tmp.write_text(name)
-    os.replace(latest_tmp, root / "latest")
+    if final.exists():  # the same step again (a rerun after a crash): set the old one aside first
+        old = root / f".{name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(final)
+    atomic_write_text(root / "latest", name)
     done = sorted(p for p in root.glob("step_*") if p.is_dir())
     for old in done[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)

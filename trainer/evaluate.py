@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from rods.env.official import official_correct
+from rods.fileio import atomic_write_text
 from rods.tasks import CATEGORIES, Split, Task, load_split
 
 COLUMNS = ("overall", *CATEGORIES)
@@ -151,6 +153,20 @@ def score_trajectories(tasks: Sequence[Task], trajectories: Sequence[Any]) -> Ev
     return report
 
 
+def default_eval_dir(model_dir: Path, split: str, protocol: str) -> Path:
+    """Where `rods eval` writes when no --out is given: never inside a directory that checkpoint
+    rotation deletes. A run's checkpoint (`RUN/checkpoints/step_N`) → `RUN/eval/step_N-SPLIT-PROTOCOL`;
+    an SFT warm start (`…/best`) → `…/eval/best-SPLIT-PROTOCOL` beside it; any other model
+    directory (not rotated by RODS) → `MODEL/eval-SPLIT-PROTOCOL`."""
+    model_dir = Path(os.path.abspath(model_dir))
+    name = f"{split}-{protocol}"
+    if model_dir.parent.name == "checkpoints":
+        return model_dir.parent.parent / "eval" / f"{model_dir.name}-{name}"
+    if model_dir.name == "best":
+        return model_dir.parent / "eval" / f"best-{name}"
+    return model_dir / f"eval-{name}"
+
+
 def evaluate(
     checkpoint: str,
     out_dir: Path,
@@ -181,12 +197,12 @@ def evaluate(
     report = score_trajectories(chosen, [g[0] for g in groups])
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = dataclasses.asdict(engine.settings)
-    (out_dir / "eval.json").write_text(
+    atomic_write_text(out_dir / "eval.json",
         json.dumps(
             {"checkpoint": checkpoint, "split": split, "protocol": protocol, "rollout": settings,
              "table": report.table(), "rows": report.rows},
             indent=2,
         )
-    )
-    (out_dir / "eval.md").write_text(report.markdown(f"{checkpoint} on the {split} split", protocol))
+    )  # fmt: skip
+    atomic_write_text(out_dir / "eval.md", report.markdown(f"{checkpoint} on the {split} split", protocol))
     return report

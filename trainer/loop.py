@@ -12,6 +12,12 @@ The mode only changes what the source publishes (rods: boundary requests; unifor
 requests for random batch tasks; static: none); every mode needs the run's Redis. A run
 directory holds `config.json`, `metrics.jsonl`, `checkpoints/`; starting `train` again on the
 same directory resumes from the last checkpoint, epoch position included.
+
+A run directory has one owner: `train` holds `rods.rundir.RunLock` on it for its whole life, so a
+second process on the same directory stops at once (`RunDirBusy`, naming the holder) instead of
+interleaving metrics and checkpoints. A resume whose config differs from the recorded
+`config.json` (other than `loop.steps`) stops before the model loads (`ConfigChanged`, the fields
+named) unless `allow_config_change`, which keeps the old config under `configs/`.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from typing import Any
 import torch
 
 from rods.config import Settings
+from rods.fileio import atomic_write_text
+from rods.rundir import RunLock, record_config
 from rods.tasks import Task, load_split
 from trainer.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint, set_rng_state
 from trainer.config import TrainConfig
@@ -42,6 +50,8 @@ class TrainResult:
     steps_done: int
     resumed_from: int
     last_metrics: dict[str, Any]
+    steps_run: int = 0  # updates this call made (0: the run was already at loop.steps)
+    config_note: str | None = None  # what record_config said (a changed config and where the old one is)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -107,18 +117,35 @@ def train(
     *,
     settings: Settings | None = None,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
+    allow_config_change: bool = False,
+    command: str | None = None,
 ) -> TrainResult:
-    """Run (or resume) GRPO training in `run_dir`. `on_step(step, metrics)` drives a progress bar."""
+    """Run (or resume) GRPO training in `run_dir`, holding its lock (see the module docstring).
+    `on_step(step, metrics)` drives a progress bar; `command` is recorded in the lock file."""
+    with RunLock(run_dir, command):
+        return _train_locked(cfg, run_dir, settings or Settings(), on_step, allow_config_change)
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step of a `checkpoints/step_NNNNNN` directory, from its name."""
+    return int(path.name.split("_")[1])
+
+
+def _train_locked(
+    cfg: TrainConfig, run_dir: Path, settings: Settings,
+    on_step: Callable[[int, dict[str, Any]], None] | None, allow_config_change: bool,
+) -> TrainResult:
     from trainer.policy import load_policy
     from trainer.rollout import make_engine
 
-    settings = settings or Settings()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
+    resume = latest_checkpoint(run_dir)
+    done_before = checkpoint_step(resume) if resume else 0
+    note = record_config(run_dir, cfg.model_dump_json(indent=2), done_before, allow_config_change)
+    if done_before >= cfg.loop.steps:  # nothing to run: leave metrics, summary and checkpoints as they are
+        return TrainResult(run_dir, done_before, done_before, {}, steps_run=0, config_note=note)
     torch.manual_seed(cfg.policy.seed)
     device = resolve_device(cfg.policy.device)
 
-    resume = latest_checkpoint(run_dir)
     model, tokenizer = load_policy(str(resume) if resume else _policy_source(cfg, run_dir), device=device)
     ref_model = None
     if cfg.optim.kl_coef > 0:
@@ -172,5 +199,6 @@ def train(
                 on_step(done, metrics)
     finally:
         log.close()
-    (run_dir / "summary.json").write_text(json.dumps({"steps": cfg.loop.steps, "last": metrics}, indent=2, default=str))
-    return TrainResult(run_dir, cfg.loop.steps, start, metrics)
+    atomic_write_text(run_dir / "summary.json",
+                      json.dumps({"steps": cfg.loop.steps, "last": metrics}, indent=2, default=str))
+    return TrainResult(run_dir, cfg.loop.steps, start, metrics, steps_run=cfg.loop.steps - start, config_note=note)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rods.fileio import atomic_write_text
 from trainer.types import Trajectory
 
 
@@ -49,7 +50,7 @@ class MetricsLog:
                 line for line in self.path.read_text().splitlines()
                 if line.strip() and json.loads(line).get("step", 0) <= resume_step
             ]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            atomic_write_text(self.path, "".join(line + "\n" for line in kept))  # a crash keeps the old file
         self._tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -59,7 +60,7 @@ class MetricsLog:
     def write(self, step: int, metrics: dict[str, float]) -> None:
         row = {"step": step, **{k: _clean(v) for k, v in metrics.items()}}
         with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(json.dumps(row) + "\n")  # one whole line, flushed on close
         if self._tb is not None:
             for k, v in metrics.items():
                 if isinstance(v, (int, float)) and math.isfinite(v):
