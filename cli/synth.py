@@ -233,8 +233,10 @@ def codes(as_json: Annotated[bool, typer.Option("--json", help="print JSON inste
     from graphs.synthesis.backend import FAILURE_CODES
     from graphs.synthesis.gates import REJECTION_REASONS
     from graphs.synthesis.state import CODE_HELP
+    from rods.semantics import SOFT_CODES
 
     rows = [("failure", c) for c in FAILURE_CODES] + [("rejection", c) for c in REJECTION_REASONS]
+    rows += [("finding", c) for c in sorted(SOFT_CODES)]  # counted by `rods synth audit`, not rejected
     missing = ("(not documented yet)", "")
     if as_json:
         payload = {c: {"kind": kind, "meaning": CODE_HELP.get(c, missing)[0], "change": CODE_HELP.get(c, missing)[1]}
@@ -242,7 +244,8 @@ def codes(as_json: Annotated[bool, typer.Option("--json", help="print JSON inste
         sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         return
     typer.echo("Synthesis codes, counted as synth/fail/<code> (an attempt produced no task) and")
-    typer.echo("synth/reject/<code> (a finished task failed a gate):")
+    typer.echo("synth/reject/<code> (a finished task failed a gate); findings are counted by")
+    typer.echo("`rods synth audit` and reject nothing:")
     for kind, c in rows:
         meaning, change = CODE_HELP.get(c, missing)
         typer.echo(f"\n{c} ({kind})\n  means:  {meaning}\n  change: {change}")

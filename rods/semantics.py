@@ -345,7 +345,7 @@ def semantic_findings(task: Task) -> list[Finding]:
             if code is not None:
                 findings.append(Finding(code, j, f"{call.name}({p.argument}) takes {want}, got {kind}"))
             if pos is not None and of > MAX_UNNAMED:
-                items = [v for _, v, q, _ in offered[p.producer] if q is not None and _ == kind]
+                items = [v for k, v, q, _ in offered[p.producer] if q is not None and k == kind]
                 entry = parsed[p.producer]
                 said = " ".join(user[: executed.turn + 1])
                 if not _named(said, p.value, pos, of, entry, items):
@@ -384,7 +384,7 @@ def _stated_early(calls: Sequence[Any], offered: Sequence[Sequence[tuple[str, An
                 continue
             call = calls[j].call
             own = [a for _, a in argument_values(call.arguments)] if call is not None else []
-            for kind, v, _, _ in offers:
+            for _kind, v, _, _ in offers:
                 if any(_match(v, a) for a in own if _num(a)):
                     continue  # an echo of the call's own argument: the user stated it first
                 for x in stated - said_before:
