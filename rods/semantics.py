@@ -267,6 +267,9 @@ class Finding:
     code: str
     call: int
     detail: str
+    turn: int = -1  # the user turn the rule reads (the consuming call's turn), -1: none
+    position: int | None = None  # an unidentifiable list entry: its index and the list's length
+    of: int = 1
 
 
 def _significant(x: float) -> int:
@@ -350,14 +353,15 @@ def semantic_findings(task: Task) -> list[Finding]:
                 said = " ".join(user[: executed.turn + 1])
                 if not _named(said, p.value, pos, of, entry, items):
                     findings.append(Finding("semantic_unidentifiable_reference", j,
-                                            f"{call.name}({p.argument}) takes entry {pos + 1} of {of}"))  # fmt: skip
+                                            f"{call.name}({p.argument}) takes entry {pos + 1} of {of}",
+                                            executed.turn, pos, of))  # fmt: skip
             prev = arg_kinds.get(p.argument, kind)
             arg_kinds[p.argument] = kind if prev == kind else "number"
         offered.append(result_kinds(call, parsed[j], arg_kinds) if call is not None else [])
     findings += _stated_early(calls, offered, user, state)
     for u, text in enumerate(user):
         if _VAGUE_RE.search(text):
-            findings.append(Finding("semantic_unidentifiable_reference", -1, f"turn {u}: vague list reference"))
+            findings.append(Finding("semantic_unidentifiable_reference", -1, f"turn {u}: vague list reference", u))
     return findings
 
 
