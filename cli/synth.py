@@ -384,3 +384,15 @@ def audit(
         table.add_row("reference copies", f"{a['copied_variants']} variants", "(8 words of a reference turn)")
         table.add_row("flags", ", ".join(a["flags"]) or "none", "")
         console.print(table)
+    table = Table(title="semantic gate (rods.semantics): tasks with a finding / a meaning error")
+    for col in ("category", "variants", "reference", "variants per code"):
+        table.add_column(col)
+    for category, sides in report["semantic"].items():
+        v, r = sides["variants"], sides["reference"]
+        cell = lambda x: f"{x['with_finding']}/{x['n']} / {x['with_error']}"  # noqa: E731
+        codes = ", ".join(f"{c} {k}" for c, k in v["codes"].items()) or "-"
+        table.add_row(category, cell(v), cell(r), codes)
+    console.print(table)
+    rejected = report["gate_rejections"]
+    console.print("gate rejections in the runs that made these variants: "
+                  + (", ".join(f"{c} {k}" for c, k in rejected.items()) or "none"))  # fmt: skip
