@@ -270,8 +270,10 @@ def codes(as_json: Annotated[bool, typer.Option("--json", help="print JSON inste
     from graphs.synthesis.backend import FAILURE_CODES
     from graphs.synthesis.gates import REJECTION_REASONS
     from graphs.synthesis.state import CODE_HELP
+    from rods.semantics import SOFT_CODES
 
     rows = [("failure", c) for c in FAILURE_CODES] + [("rejection", c) for c in REJECTION_REASONS]
+    rows += [("finding", c) for c in sorted(SOFT_CODES)]  # counted by `rods synth audit`, not rejected
     missing = ("(not documented yet)", "")
     if as_json:
         payload = {c: {"kind": kind, "meaning": CODE_HELP.get(c, missing)[0], "change": CODE_HELP.get(c, missing)[1]}
@@ -279,7 +281,8 @@ def codes(as_json: Annotated[bool, typer.Option("--json", help="print JSON inste
         sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         return
     typer.echo("Synthesis codes, counted as synth/fail/<code> (an attempt produced no task) and")
-    typer.echo("synth/reject/<code> (a finished task failed a gate):")
+    typer.echo("synth/reject/<code> (a finished task failed a gate); findings are counted by")
+    typer.echo("`rods synth audit` and reject nothing:")
     for kind, c in rows:
         meaning, change = CODE_HELP.get(c, missing)
         typer.echo(f"\n{c} ({kind})\n  means:  {meaning}\n  change: {change}")
@@ -426,3 +429,15 @@ def audit(
         table.add_row("reference copies", f"{a['copied_variants']} variants", "(8 words of a reference turn)")
         table.add_row("flags", ", ".join(a["flags"]) or "none", "")
         console.print(table)
+    table = Table(title="semantic gate (rods.semantics): tasks with a finding / a meaning error")
+    for col in ("category", "variants", "reference", "variants per code"):
+        table.add_column(col)
+    for category, sides in report["semantic"].items():
+        v, r = sides["variants"], sides["reference"]
+        cell = lambda x: f"{x['with_finding']}/{x['n']} / {x['with_error']}"  # noqa: E731
+        codes = ", ".join(f"{c} {k}" for c, k in v["codes"].items()) or "-"
+        table.add_row(category, cell(v), cell(r), codes)
+    console.print(table)
+    rejected = report["gate_rejections"]
+    console.print("gate rejections in the runs that made these variants: "
+                  + (", ".join(f"{c} {k}" for c, k in rejected.items()) or "none"))  # fmt: skip

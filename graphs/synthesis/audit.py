@@ -35,6 +35,13 @@ Flags name the bars a category misses: `auc` (> 0.75), `clauses_per_call` (mean 
 15 % from the reference's), `opener` / `value` (top share > 5 %), `cue_phrases` (any),
 `long_results` (long_context variants' median longest result under half the reference's, or
 a long-gain share more than 15 points under the reference's).
+
+Semantics (`semantic`, per category, both sides): the variants with any finding of the semantic
+gate (`rods.semantics`), those with a meaning error (a rejecting code), and the count per code;
+`gate_rejections`: the critique's rejections per code over the runs that made the variants (read
+from each variant's `rods.rejections`, the running counts of its synthesis run: the largest per
+parent seed and synthesizer, so one run per seed is counted once; two runs of one seed count as
+their larger).
 Ground truth is executed in fresh simulators (`World`), never `exec`ed.
 """
 
@@ -50,6 +57,7 @@ from typing import Any
 from graphs.synthesis import audit_text as text
 from graphs.synthesis.gates import check_final_long_context
 from rods.env.calls import CallSyntaxError, parse_python_call
+from rods.semantics import SOFT_CODES, semantic_codes
 from rods.signature import execute_and_sign
 from rods.tasks import CATEGORIES, Task, scenario_index
 
@@ -271,4 +279,44 @@ def audit(
         theirs = [f for f in rf if c in ("all", f.category)]
         copies = sum(hit for f, hit in zip(vf, copied, strict=True) if c in ("all", f.category))
         out["categories"][c] = asdict(compare(c, mine, theirs, cues, copies, k, seed))
+    out["semantic"] = {
+        c: {
+            "variants": semantic_summary([t for t in variants if c in ("all", t.category)]),
+            "reference": semantic_summary([t for t in reference if c in ("all", t.category)]),
+        }
+        for c in [*present, "all"]
+    }
+    out["gate_rejections"] = gate_rejections(variants)
     return out
+
+
+def semantic_summary(tasks: Sequence[Task]) -> dict[str, Any]:
+    """Tasks with any semantic finding, with a meaning error, and the tasks per code."""
+    codes = [semantic_codes(t) for t in tasks]
+    per: dict[str, int] = {}
+    for found in codes:
+        for c in found:
+            per[c] = per.get(c, 0) + 1
+    return {
+        "n": len(tasks),
+        "with_finding": sum(bool(c) for c in codes),
+        "with_error": sum(any(x not in SOFT_CODES for x in c) for c in codes),
+        "codes": dict(sorted(per.items())),
+    }
+
+
+def gate_rejections(variants: Sequence[Task]) -> dict[str, int]:
+    """The critique's rejection counts per code over the runs that made `variants` (docstring)."""
+    runs: dict[tuple[str, str], dict[str, int]] = {}
+    for t in variants:
+        meta = t.rods
+        if meta is None or meta.origin != "synthetic":
+            continue
+        run = runs.setdefault((meta.parent_id or "", meta.synthesizer or ""), {})
+        for code, n in (meta.rejections or {}).items():
+            run[code] = max(run.get(code, 0), n)
+    total: dict[str, int] = {}
+    for run in runs.values():
+        for code, n in run.items():
+            total[code] = total.get(code, 0) + n
+    return dict(sorted(total.items(), key=lambda kv: -kv[1]))

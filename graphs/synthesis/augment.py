@@ -269,3 +269,31 @@ def augment_body(
             prefer = empty[-1] if empty else None
         return to_miss_param(task, rng, prefer)
     return _body(task)
+
+
+def name_long_entries(task: Task) -> Task:
+    """long_context: a value the ground truth takes from deep inside a long result (the fare
+    at entry 51 of 153 quoted prices) is named by its position in the turn that uses it, so
+    the reader can still single it out (`rods.semantics`: `semantic_unidentifiable_reference`).
+    Returns the task unchanged when nothing needs naming; the gates run again on the result."""
+    from rods.semantics import semantic_findings
+
+    deep = [
+        f
+        for f in semantic_findings(task)
+        if f.code == "semantic_unidentifiable_reference" and f.position is not None and f.turn >= 0
+    ]
+    if not deep:
+        return task
+    question = [list(msgs) for msgs in task.question]
+    for f in sorted({(f.turn, f.position, f.of) for f in deep}):
+        turn, pos, of = f
+        cue = f" (that is entry {pos + 1} of the {of} in that list)"  # type: ignore[operator]
+        users = [i for i, m in enumerate(question[turn]) if m.role == "user"]
+        if not users:
+            continue
+        i = users[-1]
+        question[turn][i] = question[turn][i].model_copy(
+            update={"content": question[turn][i].content.rstrip() + cue}
+        )
+    return task.model_copy(update={"question": question})

@@ -10,6 +10,9 @@ Gates (the paper's critique, deterministic part):
 - `query_empty`, `query_names_function`, `query_names_parameter`, `query_leaks_reasoning`:
   user turns are natural language: non-empty (except a miss_func reveal turn), naming no
   code-like function or parameter name, and no "Step 1:" style reasoning.
+- `semantic_*`: the meaning holds (`rods.semantics`, the same pure gate that task files and
+  `buffer import` pass): every flowed value's kind, unit and currency match the parameter it
+  fills, every reference can be identified, no user turn states a value before a call computes it.
 - `signature_far`: structural distance to the seed above the tolerance.
 - `pool_duplicate`, `eval_duplicate`: shingled Jaccard of (user turns + ground truth) at or above
   a threshold with a pool task or a held-out evaluation task (contamination guard).
@@ -53,6 +56,7 @@ from graphs.synthesis.patches import error_message
 from rods.env.calls import CallSyntaxError, parse_python_call
 from rods.env.reward import GroundTruthCache, score_calls
 from rods.env.world import World
+from rods.semantics import SEMANTIC_CODES, SOFT_CODES, semantic_rejections
 from rods.shingles import task_shingles
 from rods.signature import (
     STRUCTURE_WEIGHTS,
@@ -77,6 +81,8 @@ REJECTION_REASONS: tuple[str, ...] = (
     "signature_far",
     "pool_duplicate",
     "eval_duplicate",
+    # the meaning holds (rods.semantics): kinds agree, references identifiable, no value told early
+    *(c for c in SEMANTIC_CODES if c not in SOFT_CODES),
     "judge_rejected",
     "judge_no_verdict",
     "augment_no_function",  # miss_func: no turn introduces a new function
@@ -333,6 +339,8 @@ def run_gates(
     reasons.update(check_availability(task))
     if not reasons.keys() & {"reexec_failed", "func_unavailable"}:
         reasons.update(check_reexecution(task, cache))
+    if not reasons.keys() & {"reexec_failed", "func_unavailable", "gt_call_error"}:
+        reasons.update(semantic_rejections(task))
     if seed_signature is not None and signature is not None:
         reasons.update(check_signature(signature, seed_signature, tolerance, weights))
     if pool is not None and pool.is_duplicate(task, exclude=(task.id,)):

@@ -23,7 +23,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from graphs.synthesis import gates
-from graphs.synthesis.augment import augment_body
+from graphs.synthesis.augment import augment_body, name_long_entries
 from graphs.synthesis.backend import (
     FAILURE_CODES,
     PATCHABLE_CODES,
@@ -429,6 +429,11 @@ def augment(state: SynthState, runtime: Runtime[SynthDeps]) -> dict[str, Any]:
     body.pop("id", None)
     body.pop("rods", None)
     task = Task.model_validate({"id": synthetic_id(category, body), **body})
+    if category == "long_context":  # a flowed entry of a long result is named by position
+        named = name_long_entries(task)
+        if named is not task:
+            body = named.model_dump(mode="json", exclude={"id", "rods"})
+            task = Task.model_validate({"id": synthetic_id(category, body), **body})
     reasons, signature = _gate(task, state, deps, DEFAULT_WEIGHTS)
     reasons = sorted({*reasons, *gates.check_final(task, deps.cache)})  # the category's check
     if reasons:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from graphs.synthesis.backend import Backend, Plan, Usage, Verdict
 from rods.env.reward import GroundTruthCache
+from rods.semantics import CODE_HELP as SEMANTIC_HELP
 from rods.signature import MATCH_TOLERANCE
 from rods.tasks import Signature, Task, ToolCall
 
@@ -311,4 +312,6 @@ CODE_HELP: dict[str, tuple[str, str]] = {
         "no ground-truth result grows by more than 200 characters in the long-context world",
         "plan calls that read long results (listings, searches, histories) on the ground-truth path",
     ),
+    # --- the semantic gate (rods.semantics; one code per rule)
+    **SEMANTIC_HELP,
 }

@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from rods import semantics
 from rods.tasks import ToolCall
 
 MAX_TEXT = 160  # flowed text stays well under the 200-character argument limit
@@ -32,6 +33,7 @@ class Offer:
     value: Any
     position: int | None = None  # index within a list result, when it came from one
     of: int = 1  # length of that list
+    meaning: str | None = None  # a number's kind in `rods.semantics` (`money:USD`, `distance:km`)
 
 
 def _parse(result: str) -> Any:
@@ -202,19 +204,43 @@ def _result_offers(name: str, result: str) -> tuple[tuple[str, Any, int | None, 
     )
 
 
-def extract(index: int, call: ToolCall, result: str) -> list[Offer]:
-    """The offers of one executed call (index = its position in the variant)."""
+@functools.lru_cache(maxsize=1024)
+def _meanings(
+    name: str, arguments: str, result: str, arg_kinds: tuple[tuple[str, str | None], ...]
+) -> tuple[tuple[str, Any, int | None, int], ...]:
+    """`rods.semantics.result_kinds` of one result, memoised like `_result_offers`."""
+    call = ToolCall(name=name, arguments=json.loads(arguments))
+    return tuple(semantics.result_kinds(call, _parse(result), dict(arg_kinds)))
+
+
+def extract(
+    index: int, call: ToolCall, result: str, arg_kinds: dict[str, str | None] | None = None
+) -> list[Offer]:
+    """The offers of one executed call (index = its position in the variant); numbers carry
+    their meaning (`arg_kinds`: the kinds of the call's own flowed arguments, which MathAPI
+    passes on where the operation keeps them)."""
     offered = _result_offers(call.name, result)
     if not offered:
         return []
     own = {json.dumps(v, sort_keys=True, default=str) for v in call.arguments.values()}
+    meanings = _meanings(
+        call.name,
+        json.dumps(call.arguments, sort_keys=True, default=str),
+        result,
+        tuple(sorted((arg_kinds or {}).items())),
+    ) if any(_num(v) for _, v, _, _, _ in offered) else ()
     offers = []
     for kind, value, position, of, key in offered:
         if key in own:
             continue  # an echo of the call's own argument is not a source
+        meaning = None
+        if _num(value):
+            meaning = next(
+                (m for m, v, p, _ in meanings if p == position and _same(v, value)), "number"
+            )
         if _num(value) and kind in ("price", "distance", "gallon"):
-            offers.append(Offer(index, "number", value, position, of))
-        offers.append(Offer(index, kind, value, position, of))
+            offers.append(Offer(index, "number", value, position, of, meaning))
+        offers.append(Offer(index, kind, value, position, of, meaning))
     return offers
 
 
@@ -229,8 +255,23 @@ class Flow:
 
     def add(self, call: ToolCall, result: str) -> None:
         """One more executed call, after all the earlier ones."""
-        self.offers.extend(extract(len(self.calls), call, result))
+        self.offers.extend(extract(len(self.calls), call, result, self.arg_kinds(call)))
         self.calls.append(call)
+
+    def arg_kinds(self, call: ToolCall) -> dict[str, str | None]:
+        """The meaning of each numeric argument of `call` that an earlier result offered (a
+        list argument: its items' common meaning, else `number`)."""
+        out: dict[str, str | None] = {}
+        for name, value in call.arguments.items():
+            items = value if isinstance(value, list) else [value]
+            kinds = {
+                o.meaning
+                for v in items
+                if _num(v) and (o := self.source(v, ("number",))) is not None
+            }
+            if kinds:
+                out[name] = kinds.pop() if len(kinds) == 1 else "number"
+        return out
 
     def copy(self) -> Flow:
         """An independent flow with the same calls and offers (offers are immutable)."""

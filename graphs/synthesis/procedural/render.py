@@ -166,13 +166,20 @@ class Args:
         value = self.raw(name)
         if isinstance(value, list):
             if self.flowed(name):
-                first = self.flow.source(value[0])
-                kind = first.kind if first is not None else ""
-                noun = {"symbol": "stocks", "text": "notes"}.get(kind, "figures")
-                return f"those {len(value)} {noun} from before"
+                return self._listed(value)
             return direct(value)
         offer = self.source(name)
         return direct(value) if offer is None else voice.source(describe(offer, self.flow), self.rng)
+
+    def _listed(self, value: list[Any]) -> str:
+        """A list of flowed values, each named by what it is and where it came from ("the
+        distance you just got and the outside temperature"); named outright when two items would
+        read alike (never "those 3 figures from before": the reader could not tell which)."""
+        offers = [self.flow.source(v) for v in value]
+        descs = [describe(o, self.flow) for o in offers if o is not None]
+        if len(descs) != len(value) or len(set(descs)) != len(descs):
+            return direct(value)
+        return descs[0] if len(descs) == 1 else ", ".join(descs[:-1]) + " and " + descs[-1]
 
     def w(self, name: str) -> str:
         """Like `v`, but a named string without quotes (people, places, companies)."""

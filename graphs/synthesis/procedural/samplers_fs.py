@@ -283,7 +283,10 @@ def percentage(s: Scope) -> dict[str, Any]:
 
 def absolute_value(s: Scope) -> dict[str, Any]:
     v = _number(s)
-    return {"number": -v if s.chance(0.5) else v}
+    flowed = s.flowed("number", lambda x: abs(x) < 1e9) == v
+    # a flowed value is taken as it came (negating it would make the user state a number
+    # only the ground truth computes); a number the user names may be negative
+    return {"number": -v if s.chance(0.5) and not flowed else v}
 
 
 def round_number(s: Scope) -> dict[str, Any]:

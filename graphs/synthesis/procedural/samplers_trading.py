@@ -144,7 +144,7 @@ def cancel_order(s: Scope) -> dict[str, Any]:
 
 
 def fund_account(s: Scope) -> dict[str, Any]:
-    flowed = s.flowed("number", lambda v: 0 < v < 1e6)
+    flowed = s.flowed_into("fund_account", "amount", ok=lambda v: 0 < v < 1e6)
     return {
         "amount": flowed if flowed is not None else float(s.rng.randrange(4, 200) * 25)
     }

@@ -235,13 +235,21 @@ def compute_exchange_rate(s: Scope) -> dict[str, Any]:
     base, target = s.pick(currency_pairs())
     if s.chance(0.3):
         base, target = target, base
-    flowed = s.flowed("number", lambda v: 0 < v < 1e7)
-    value = flowed if flowed is not None else float(s.rng.randrange(4, 240) * 25)
+    # a flowed amount is converted from its own currency (rods.semantics: value is in base)
+    offer = s.flowed_offer("money:*", lambda v: 0 < v < 1e7)
+    if offer is not None:
+        held = offer.meaning.split(":", 1)[1]
+        pairs = [p if p[0] == held else (p[1], p[0]) for p in currency_pairs() if held in p]
+        if pairs:
+            base, target = s.pick(pairs)
+        else:
+            offer = None
+    value = offer.value if offer is not None else float(s.rng.randrange(4, 240) * 25)
     return {"base_currency": base, "target_currency": target, "value": value}
 
 
 def set_budget_limit(s: Scope) -> dict[str, Any]:
-    flowed = s.flowed("number", lambda v: 0 < v < 1e6)
+    flowed = s.flowed_into("set_budget_limit", "budget_limit", ok=lambda v: 0 < v < 1e6)
     value = flowed if flowed is not None else float(s.rng.randrange(5, 60) * 100)
     return {"access_token": _token(s), "budget_limit": value}
 
@@ -372,7 +380,7 @@ def estimate_drive_feasibility_by_mileage(s: Scope) -> dict[str, Any]:
 
 
 def gallon_to_liter(s: Scope) -> dict[str, Any]:
-    flowed = s.flowed("number", lambda v: 0 < v < 1000)
+    flowed = s.flowed_into("gallon_to_liter", "gallon", ok=lambda v: 0 < v < 1000)
     return {"gallon": flowed if flowed is not None else float(s.rng.randint(2, 30))}
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from graphs.synthesis.procedural.flow import Flow
+from rods import semantics
 from rods.env.world import World
 from rods.tasks import ToolCall
 
@@ -56,6 +57,27 @@ class Scope:
         """
         values = [v for v in self.flow.values(kind) if ok(v)]
         return values[0] if values else None
+
+    def flowed_into(
+        self, function: str, param: str, args: dict[str, Any] | None = None,
+        ok: Callable[[Any], bool] = lambda _: True,
+    ) -> Any:  # fmt: skip
+        """Like `flowed("number")`, but only a value whose meaning the parameter takes
+        (`rods.semantics`: a gallon converter takes gallons, a USD budget takes USD)."""
+        want = semantics.param_kind(function, param, args or {})
+        by_call: dict[int, list[Any]] = {}
+        for o in self.flow.offers:
+            if o.kind == "number" and semantics.accepts(want, o.meaning) is True and ok(o.value):
+                by_call.setdefault(o.call, []).append(o.value)
+        return by_call[max(by_call)][0] if by_call else None
+
+    def flowed_offer(self, want: str, ok: Callable[[Any], bool] = lambda _: True) -> Any:
+        """The first numeric offer of the most recent call whose meaning `want` takes, or None."""
+        for o in reversed(self.flow.offers):
+            if o.kind == "number" and semantics.accepts(want, o.meaning) is True and ok(o.value):
+                return next(x for x in self.flow.offers if x.call == o.call and x.kind == "number"
+                            and semantics.accepts(want, x.meaning) is True and ok(x.value))  # fmt: skip
+        return None
 
     def chance(self, p: float) -> bool:
         return self.rng.random() < p
