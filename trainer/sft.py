@@ -60,7 +60,7 @@ class SFTConfig(BaseModel):
     """The warm start's one config object (demo defaults: the tiny model on the demo subset)."""
 
     model_config = ConfigDict(extra="forbid")
-    model: str = "tiny"  # "tiny" (build under <run_dir>/policy-init), a local path, or a hub id
+    model: str = "tiny"  # "tiny" (build under <run_dir>/policy-init), a packaged name, a local path, a hub id
     seed: int = 0  # model init, batch order, probe sampling
     subset: Literal["demo", "all"] = "demo"  # demo: `trainer.chat.is_demo_task` on the train split
     # optimiser steps (an upper bound; the probe picks the checkpoint). Measured on the demo pool
