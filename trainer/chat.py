@@ -43,10 +43,11 @@ GEMMA_TOOLS_PREAMBLE = (
 # are their raw text (the `<tool_call>{json}</tool_call>` lines), structured `tool_calls` are
 # written in the same form. `<end_of_turn>` ends every turn, so it is the eos of the policy.
 # Variables as in the tiny template: `compact_tools` (default false here: each tool's JSON
-# schema on a line) and `tool_result_chars` (default 0 = results whole).
+# schema on a line) and `tool_result_chars` (default 80, as the tiny template and the rollout
+# settings, so SFT data and rollouts agree; 0 = results whole, the bfcl protocol's).
 GEMMA_CHAT_TEMPLATE = (  # every newline is a Jinja string: trim_blocks would eat a literal one
     "{%- set compact = compact_tools if compact_tools is defined else false -%}"
-    "{%- set cut = tool_result_chars if tool_result_chars is defined else 0 -%}"
+    "{%- set cut = tool_result_chars if tool_result_chars is defined else 80 -%}"
     "{%- set U = '<start_of_turn>user\\n' -%}{%- set E = '<end_of_turn>\\n' -%}"
     "{{ bos_token }}"
     "{%- set ns = namespace(pre='') -%}"

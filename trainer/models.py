@@ -29,7 +29,7 @@ from typing import Any
 
 from rods.models import PACKAGED, ModelError, check_free_space, ensure_gguf, model_dir, packaged
 
-CONVERT_VERSION = 1  # bump when the conversion's output changes for the same GGUF
+CONVERT_VERSION = 2  # bump when the conversion's output changes for the same GGUF
 MARKER = "rods-model.json"  # written last: its presence and content make a directory complete
 DTYPES = ("float32", "bfloat16", "float16")
 BYTES_PER_PARAM = {"float32": 4, "bfloat16": 2, "float16": 2}
