@@ -72,6 +72,10 @@ REPLY_KINDS: tuple[str, ...] = (
     "names_function",  # a written user turn names a function (snake_case name) of the world
     "rejected",  # the provider refused the request for its content (a 4xx: context too long, …)
 )
+# Reply tokens per stage (schema-bound replies are short; a small model that rambles inside a
+# string is cut here, not at the timeout): plan and verdict fixed, queries per turn.
+STAGE_TOKENS = {"plan": 160, "arguments": 120, "judge": 100}
+QUERY_TOKENS_PER_TURN = 90
 _SNAKE_RE = re.compile(r"[A-Za-z]+(?:_[A-Za-z0-9]+)+")
 _THINK_RE = re.compile(r"<think>.*?(</think>|$)", re.DOTALL | re.IGNORECASE)
 _FENCE_RE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
@@ -299,7 +303,8 @@ class LLMBackend:
             raise BackendUnavailable(f"cannot connect to {self.api_base} ({reason})") from None
 
     def _complete(
-        self, stage: str, messages: list[dict[str, str]], schema: dict[str, Any] | None = None
+        self, stage: str, messages: list[dict[str, str]], schema: dict[str, Any] | None = None,
+        budget: int | None = None,
     ) -> tuple[str | None, Usage, str]:
         """(reply text or None, usage, error detail); raises `BackendUnavailable` (see above)."""
         litellm = _litellm()
@@ -317,7 +322,7 @@ class LLMBackend:
                 messages=messages,
                 temperature=self.temperature,
                 top_p=self.top_p,
-                max_tokens=self.max_tokens,
+                max_tokens=min(self.max_tokens, budget or STAGE_TOKENS.get(stage, self.max_tokens)),
                 api_base=self.api_base,
                 api_key=self.api_key,
                 timeout=self.timeout_s,
@@ -344,9 +349,9 @@ class LLMBackend:
 
     def _ask(
         self, stage: str, messages: list[dict[str, str]], tag: str, code: str,
-        schema: dict[str, Any] | None = None,
+        schema: dict[str, Any] | None = None, budget: int | None = None,
     ) -> tuple[Any, Usage, Failure | None]:  # fmt: skip
-        text, usage, error = self._complete(stage, messages, schema)
+        text, usage, error = self._complete(stage, messages, schema, budget)
         if text is None:
             return None, usage, Failure(code, error)
         try:
@@ -448,7 +453,8 @@ class LLMBackend:
         messages = prompts.query_messages(ctx.calls_per_turn, ctx.results_per_turn, example)
         n = len(ctx.calls_per_turn)
         value, usage, failure = self._ask(
-            "queries", messages, "queries", "query_gen_failed", prompts.queries_schema(n)
+            "queries", messages, "queries", "query_gen_failed", prompts.queries_schema(n),
+            20 + QUERY_TOKENS_PER_TURN * n,
         )
         if failure is not None:
             return Proposal(failure=failure, usage=usage)
@@ -469,7 +475,7 @@ class LLMBackend:
     def _repair(self, task: Task, verdict: Verdict) -> Proposal:
         value, usage, failure = self._ask(
             "repair", prompts.repair_messages(task, verdict.reasons), "queries", "query_gen_failed",
-            prompts.queries_schema(task.n_turns),
+            prompts.queries_schema(task.n_turns), 20 + QUERY_TOKENS_PER_TURN * task.n_turns,
         )  # fmt: skip
         if failure is not None:
             return Proposal(failure=failure, usage=usage)

@@ -19,15 +19,17 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from rods.tasks import Signature, Task, ToolCall, load_split
+from rods.tasks import Signature, Task, ToolCall, function_docs, load_split
 
 MAX_STATE_CHARS = 6000  # public simulator state shown to the argument generator
 MAX_RESULT_CHARS = 600  # one call result shown in a prompt
 MAX_CONFIG_CHARS = 4000  # the initial configuration shown to the judge (BFCL's: median ~1,500)
 MAX_CONFIG_STRING = 160  # one string inside it (file contents, tweet texts)
 MAX_CONFIG_ITEMS = 12  # items of one list or dict inside it
+MAX_DOC_CHARS = 90  # one function's description in a function list (a small model's context)
+MAX_TURN_CHARS = 300  # one seed user message shown in a conversation
 MAX_EXAMPLE_CHARS = 240  # one user message of the writer's worked example
-MAX_QUERY_CHARS = 400  # one written user message (the schema's maxLength)
+MAX_QUERY_CHARS = 300  # one written user message (the schema's maxLength)
 
 SYSTEM = (
     "You write training data for tool-using assistants in a simulated environment "
@@ -47,13 +49,13 @@ def _doc_line(doc: dict[str, Any]) -> str:
     required = set(doc.get("parameters", {}).get("required", []))
     args = ", ".join(f"{p}{'' if p in required else '?'}: {v.get('type', '?')}" for p, v in params.items())
     desc = doc.get("description", "").split("Tool description:")[-1].strip()
-    return f"- {doc['name']}({args}): {_cut(desc, 160)}"
+    return f"- {doc['name']}({args}): {_cut(desc, MAX_DOC_CHARS)}"
 
 
 def _conversation(task: Task) -> str:
     lines = []
     for u, (msgs, gt) in enumerate(zip(task.question, task.ground_truth, strict=True)):
-        text = " ".join(m.content for m in msgs) or "(no user message)"
+        text = _cut(" ".join(m.content for m in msgs), MAX_TURN_CHARS) or "(no user message)"
         lines.append(f"Turn {u}: user: {text}\n        calls: {gt}")
     return "\n".join(lines)
 
@@ -61,7 +63,13 @@ def _conversation(task: Task) -> str:
 def plan_messages(
     seed: Task, signature: Signature, docs: Sequence[dict[str, Any]], attempt: int, min_turns: int, max_turns: int
 ) -> list[dict[str, str]]:
-    functions = "\n".join(_doc_line(d) for d in docs)
+    # names only, one line per class: the plan picks names (the schema enumerates them); a list of
+    # signatures and descriptions was ~900 of a 1,250-token prompt for a 270M model on CPU
+    wanted = {d["name"] for d in docs}
+    functions = "\n".join(
+        f"- {cls}: {', '.join(d['name'] for d in function_docs()[cls] if d['name'] in wanted)}"
+        for cls in seed.involved_classes
+    )
     user = f"""A seed conversation and its ground-truth calls:
 {_conversation(seed)}
 
@@ -70,7 +78,7 @@ Its structure: calls per turn {list(signature.calls_per_turn)}, data-flow topolo
 Available functions (classes: {", ".join(seed.involved_classes)}):
 {functions}
 
-Plan a NEW conversation that exercises the same skills with the same structure: {min_turns}-{max_turns} user turns, 1-3 calls per turn, same topology and depth, possibly different functions of the same classes. Keep a coherent order (log in before acting, fuel before driving, go to a directory before reading its files). Do not plan turns without calls. This is attempt {attempt}; vary the scenario.
+Plan a NEW conversation that exercises the same skills with the same structure: {min_turns}-{max_turns} user turns, 1-4 calls per turn, same topology and depth, possibly different functions of the same classes. Keep a coherent order (log in before acting, fuel before driving, go to a directory before reading its files). Do not plan turns without calls. This is attempt {attempt}; vary the scenario.
 
 Answer as <plan>{{"turns": [["function", ...], ...], "notes": "one-sentence scenario"}}</plan>."""
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
@@ -230,13 +238,13 @@ def arguments_schema(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def plan_schema(functions: Sequence[str], min_turns: int, max_turns: int) -> dict[str, Any]:
-    """Turns of 1-3 function names, each one of `functions` (an unknown name cannot be written)."""
-    turn = {"type": "array", "minItems": 1, "maxItems": 3, "items": {"type": "string", "enum": list(functions)}}
+    """Turns of 1-4 function names, each one of `functions` (an unknown name cannot be written)."""
+    turn = {"type": "array", "minItems": 1, "maxItems": 4, "items": {"type": "string", "enum": list(functions)}}
     return {
         "type": "object",
         "properties": {
             "turns": {"type": "array", "minItems": min_turns, "maxItems": max_turns, "items": turn},
-            "notes": {"type": "string", "maxLength": 200},
+            "notes": {"type": "string", "maxLength": 100},
         },
         "required": ["turns", "notes"],
         "additionalProperties": False,
@@ -257,7 +265,7 @@ VERDICT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "ok": {"type": "boolean"},
-        "reasons": {"type": "array", "maxItems": 3, "items": {"type": "string", "maxLength": 120}},
+        "reasons": {"type": "array", "maxItems": 3, "items": {"type": "string", "maxLength": 80}},
     },
     "required": ["ok", "reasons"],
     "additionalProperties": False,
