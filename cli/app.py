@@ -6,6 +6,7 @@
     rods env replay TASK_ID               execute a task's ground truth turn by turn
     rods buffer init|stats|export|import  the Redis replay buffer of a run
     rods synth run|validate|codes         synthesize variants of a seed; check a task file; reject codes
+    rods llm serve|check                  a local OpenAI-compatible synthesizer server; check one
     rods worker | rods dispatcher         the synthesis service (Celery worker, stream consumer)
     rods sft | train | trainer | eval     warm start, GRPO training, the trainer service, evaluation
     rods model pull NAME | list           packaged pretrained models (Gemma 3 270M), converted once
@@ -35,6 +36,7 @@ from cli import services as cli_services
 from cli import sft as cli_sft
 from cli import train as cli_train
 from cli.buffer import buffer_app
+from cli.llm import llm_app
 from cli.errors import RodsGroup, check_input_file, check_output_file
 from cli.errors import fail as _fail
 from cli.model import model_app
@@ -282,6 +284,7 @@ def demo(
 
 
 app.add_typer(buffer_app, name="buffer", help="The Redis replay buffer of a run.")
+app.add_typer(llm_app, name="llm", help="Serve a synthesizer model locally (llama.cpp, vLLM); check a served one.")
 app.add_typer(synth_app, name="synth", help="Synthesize task variants from a seed (no Celery).")
 app.add_typer(model_app, name="model", help="Packaged pretrained models: pull (convert once), list.")
 app.command("worker")(cli_services.worker)

@@ -191,6 +191,13 @@ def run(
         raise _fail(str(e)) from None
     chosen = _backend(backend, model, api_base)
     from graphs.synthesis.backend import BackendUnavailable
+    from graphs.synthesis.llm import LLMBackend
+
+    if isinstance(chosen, LLMBackend):  # a dead, silent or keyless server: one line in seconds
+        try:
+            chosen.preflight()
+        except BackendUnavailable as e:
+            raise _fail(str(e), code=1) from None
 
     total = SynthesisResult(seed_id=seed_task.id, requested=n)
     pool = gates.DedupIndex(threshold=SynthConfig().near_duplicate)  # --out's variants and this run's

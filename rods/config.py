@@ -124,6 +124,13 @@ class Settings(BaseSettings):
     synth_api_base: str | None = None  # OpenAI-compatible server, e.g. http://synth-llm:8000/v1
     synth_temperature: float = 1.0  # sampling temperature of the synthesizer (paper: 1.0)
     synth_top_p: float = 0.7  # nucleus sampling of the synthesizer (paper: 0.7)
+    # --- synthesizer model client (graphs/synthesis/llm.py); defaults keep a dead or silent
+    # server's first line under 30 s: probe 5 s, and the graph's own bounded retries, not litellm's
+    synth_timeout_s: float = 120.0  # one completion, whole reply (a 270M CPU model: 3-10 tok/s)
+    synth_num_retries: int = 0  # litellm's own retries of one call (the dispatcher retries requests)
+    synth_probe_timeout_s: float = 5.0  # GET <api_base>/models before the first request
+    synth_max_tokens: int = 768  # longest reply of one stage (a plan or 6 queries fit in ~300)
+    synth_json_schema: bool = True  # ask the server for JSON-schema-constrained replies
     synth_signature_tolerance: float = 0.15  # largest structural distance of a variant to its seed
     synth_soft_time_limit_s: int = 600  # one request's graph run; then the task fails and retries
     # requests sent to workers and not yet finished (or waiting to be retried); set it to the

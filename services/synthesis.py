@@ -52,12 +52,17 @@ class SynthWorker:
             self._pools[run] = (time.monotonic(), index)
         return index
 
+    def _llm_metrics(self) -> dict[str, float]:
+        stats = getattr(self.backend, "stats", None)  # the llm backend's per-stage counters
+        return stats.metrics() if stats is not None else {}
+
     def handle(self, request: BoundaryRequest, run: str) -> dict[str, Any]:
         buffer = RedisBuffer(self.r, run, self.settings.pool_rules())
         if buffer.is_request_done(request.request_id):
             return {"status": "already_done", "request_id": request.request_id, "staged": 0}
         (seed,) = buffer.get_tasks([request.task_id])  # KeyError: the task is not in this run
         pool = self._pool_index(buffer, run)
+        llm_before = self._llm_metrics()  # this thread's backend: only this request runs on it
         result = synthesize(
             seed,
             n_variants=request.n_variants,
@@ -77,6 +82,9 @@ class SynthWorker:
         for k, v in result_metrics(result).items():
             if v == v:  # NaN ratios are per-result; the sums below rebuild them for the run
                 pipe.hincrbyfloat(keys.synth_metrics, k, v)
+        for k, v in self._llm_metrics().items():  # llm/<stage>/…: calls, kinds, seconds, tokens
+            if v - llm_before.get(k, 0.0):
+                pipe.hincrbyfloat(keys.synth_metrics, k, v - llm_before.get(k, 0.0))
         pipe.hincrbyfloat(keys.synth_metrics, "synth/results", 1)
         pipe.hincrbyfloat(keys.synth_metrics, "synth/staged", len(admitted.admitted))
         pipe.execute()

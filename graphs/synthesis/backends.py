@@ -1,8 +1,9 @@
 """Which backend a process synthesizes with: the one factory the worker and `rods synth run` use.
 
 The choice comes from the process settings (`RODS_SYNTH_BACKEND`, `RODS_SYNTH_MODEL`,
-`RODS_SYNTH_API_BASE`, `RODS_SYNTH_TEMPERATURE`, `RODS_SYNTH_TOP_P`); the CLI's flags override
-the first three. The backends are imported only when chosen (litellm is slow to import).
+`RODS_SYNTH_API_BASE`, `RODS_SYNTH_TEMPERATURE`, `RODS_SYNTH_TOP_P`, and the client's
+`RODS_SYNTH_TIMEOUT_S`, `…_NUM_RETRIES`, `…_PROBE_TIMEOUT_S`, `…_MAX_TOKENS`, `…_JSON_SCHEMA`);
+the CLI's flags override the first three. The backends are imported only when chosen (litellm is slow to import).
 """
 
 from __future__ import annotations
@@ -53,4 +54,9 @@ def make_backend(
         api_base=api_base or settings.synth_api_base,
         temperature=settings.synth_temperature,
         top_p=settings.synth_top_p,
+        timeout_s=settings.synth_timeout_s,
+        num_retries=settings.synth_num_retries,
+        probe_timeout_s=settings.synth_probe_timeout_s,
+        max_tokens=settings.synth_max_tokens,
+        json_schema=settings.synth_json_schema,
     )

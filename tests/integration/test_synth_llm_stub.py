@@ -230,5 +230,5 @@ def test_cli_run_says_what_is_wrong_with_the_server_once(seed, tmp_path, monkeyp
     words = f"connection refused at {url}" if fault == "refused" else "model not found: openai/stub"
     assert res.output.count(words) == 1, res.output
     assert "decompose_failed" not in res.output
-    # the first call only (litellm retries it num_retries=2 times), not one per stage and attempt
-    assert calls == (3 if fault == "unknown_model" else 0)
+    # the first call only (RODS_SYNTH_NUM_RETRIES defaults to 0), not one per stage and attempt
+    assert calls == (1 if fault == "unknown_model" else 0)

@@ -19,12 +19,19 @@ def test_llm_backend_takes_every_setting(monkeypatch: pytest.MonkeyPatch) -> Non
         synth_api_base="http://s:8000/v1",
         synth_temperature=0.9,
         synth_top_p=0.6,
+        synth_timeout_s=7.0,
+        synth_num_retries=1,
+        synth_probe_timeout_s=2.0,
+        synth_max_tokens=99,
+        synth_json_schema=False,
     )
     make_backend(settings)
     make_backend(settings, model="openai/m", api_base="http://t:1/v1")  # the CLI's flags win
+    client = {"temperature": 0.9, "top_p": 0.6, "timeout_s": 7.0, "num_retries": 1,
+              "probe_timeout_s": 2.0, "max_tokens": 99, "json_schema": False}  # fmt: skip
     assert built == [
-        {"model": "hosted_vllm/q", "api_base": "http://s:8000/v1", "temperature": 0.9, "top_p": 0.6},
-        {"model": "openai/m", "api_base": "http://t:1/v1", "temperature": 0.9, "top_p": 0.6},
+        {"model": "hosted_vllm/q", "api_base": "http://s:8000/v1", **client},
+        {"model": "openai/m", "api_base": "http://t:1/v1", **client},
     ]
 
 
