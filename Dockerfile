@@ -11,10 +11,11 @@
 #   BASE_IMAGE       base of the cpu image: any Debian-based image with python3 (>= 3.11) and
 #                    its venv module (default python:3.11-slim)
 #   CUDA_IMAGE       base of the gpu image
-#   TORCH_INDEX_URL  the index the CPU torch wheel comes from; empty: install it from the
-#                    wheels put in docker/local/ of the build context (a torch-2.13.0 wheel)
-#   PIP_CA_BUNDLE    a CA bundle put in docker/local/ that pip trusts during the build (for a
-#                    host whose egress re-signs TLS); the image itself keeps its own CAs
+#   TORCH_INDEX_URL  the index the CPU torch wheel comes from; empty: no index, the wheel from
+#   TORCH_FIND_LINKS a pip --find-links location with a torch-2.13.0 CPU wheel (a URL: builds
+#                    run with `--network host`, so a server on the builder's loopback works)
+#   PIP_CA_URL       a CA bundle that pip trusts during the build (for a host whose egress
+#                    re-signs TLS); it stays out of the image's layers
 # The images run as the unprivileged user `rods` (uid 10001); /runs (the `runs` volume) and
 # its Hugging Face cache are its own.
 ARG BASE_IMAGE=python:3.11-slim
@@ -37,23 +38,19 @@ COPY cli ./cli
 COPY report ./report
 COPY configs ./configs
 
-# The cpu image's venv is built in a stage of its own and copied: the wheels and CA bundle of
-# docker/local/ stay out of the image's layers.
-FROM base AS cpu-venv
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-ARG PIP_CA_BUNDLE=
-COPY docker/local /tmp/local
-# torch alone first (from its CPU index, or from docker/local/ without any index), then the
-# project: pip resolves torch's own dependencies from PyPI then.
-RUN if [ -n "$PIP_CA_BUNDLE" ]; then export PIP_CERT="/tmp/local/$PIP_CA_BUNDLE"; fi \
-    && if [ -n "$TORCH_INDEX_URL" ]; then pip install --index-url "$TORCH_INDEX_URL" torch==2.13.0; \
-    else pip install --no-index --no-deps --find-links /tmp/local torch==2.13.0; fi \
-    && pip install -c constraints-cpu.txt '.[models,serve]' flower==2.0.1 \
-    && pip install --no-deps bfcl-eval==2026.3.23 mpmath
-
 FROM base AS cpu
-COPY --from=cpu-venv /opt/venv /opt/venv
-COPY --from=cpu-venv /app /app
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG TORCH_FIND_LINKS=
+ARG PIP_CA_URL=
+# torch alone first (from its CPU index, or with no index from TORCH_FIND_LINKS), then the
+# project: pip resolves torch's own dependencies from PyPI then. The CA bundle is fetched,
+# used and deleted in this one step: it is in no layer of the image.
+RUN if [ -n "$PIP_CA_URL" ]; then curl -fsS "$PIP_CA_URL" -o /tmp/pip-ca.crt && export PIP_CERT=/tmp/pip-ca.crt; fi \
+    && if [ -n "$TORCH_INDEX_URL" ]; then pip install --index-url "$TORCH_INDEX_URL" torch==2.13.0; \
+    else pip install --no-index --no-deps --find-links "$TORCH_FIND_LINKS" torch==2.13.0; fi \
+    && pip install -c constraints-cpu.txt '.[models,serve]' flower==2.0.1 \
+    && pip install --no-deps bfcl-eval==2026.3.23 mpmath \
+    && rm -f /tmp/pip-ca.crt
 USER rods
 ENTRYPOINT ["rods"]
 

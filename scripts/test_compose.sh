@@ -17,8 +17,8 @@
 #           (`rods buffer stats`), none dead-lettered
 #   down    `docker compose down -v` leaves no container, volume or network of the project
 # At the end, whatever passed, it removes what it installed: the apt packages it added (purged),
-# the engine's state (/var/lib/docker) when it started the engine itself, the Compose plugin,
-# the images it built, the files it put in docker/local/. Exit 0 only if every check passed.
+# the engine's state (/var/lib/docker) when it installed the engine itself, the Compose plugin,
+# the images it built. Exit 0 only if every check passed.
 #
 # Nothing leaves the machine but Debian package and PyPI downloads: the stack runs with host
 # networking on ports of the loopback chosen free here (never the default Redis port 6379).
@@ -40,6 +40,7 @@ export COMPOSE_PROJECT_NAME="rodsct$$"
 export DOCKER_BUILDKIT=0  # the engine's classic builder: Debian 12 ships no buildx plugin
 ADDED_PKGS=()
 STARTED_DOCKERD=""
+SERVE_PID=""
 INSTALLED_ENGINE=""
 BUILT_IMAGES=()
 PHASES=()
@@ -73,6 +74,7 @@ cleanup() {
   local rc=$?
   set +e
   [ -n "$PHASE" ] && phase "cleanup"
+  [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null
   if docker info >/dev/null 2>&1 && [ -n "${COMPOSE_UP:-}" ]; then
     compose down -v --remove-orphans >/dev/null 2>&1
   fi
@@ -91,7 +93,6 @@ cleanup() {
     DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "${ADDED_PKGS[@]}" >"$WORK/purge.log" 2>&1 \
       || { tail -5 "$WORK/purge.log"; rc=1; }
   fi
-  find docker/local -mindepth 1 ! -name README.md -delete 2>/dev/null
   phase ""
   say "phase times (s): ${PHASES[*]}"
   rm -rf "$WORK"
@@ -152,19 +153,27 @@ fi
 # ---------------------------------------------------------------- image
 phase image
 build_args=(--build-arg "BASE_IMAGE=$RODS_BASE_IMAGE")
+# what the build takes from this machine, served on its loopback (builds use host networking)
+mkdir -p "$WORK/serve"
 if ! curl -sf --max-time 10 -o /dev/null https://download.pytorch.org/whl/cpu/torch/; then
-  say "the PyTorch index does not answer: torch 2.13.0 from pip's own sources (find-links, indexes)"
-  python3 -m pip download -q --no-deps torch==2.13.0 -d docker/local
+  say "the PyTorch index does not answer: torch 2.13.0 from pip's own sources here (find-links, indexes)"
+  python3 -m pip download -q --no-deps torch==2.13.0 -d "$WORK/serve"
   build_args+=(--build-arg "TORCH_INDEX_URL=")
 fi
 ca=$(python3 -m pip config get global.cert 2>/dev/null || echo "${PIP_CERT:-}")
 if [ -n "$ca" ] && [ -f "$ca" ]; then  # this host's egress re-signs TLS: pip in the build trusts its CAs
-  cp "$ca" docker/local/ca-bundle.crt
-  build_args+=(--build-arg "PIP_CA_BUNDLE=ca-bundle.crt")
+  cp "$ca" "$WORK/serve/ca-bundle.crt"
 fi
+serve_port=$(free_port)
+python3 -m http.server --bind 127.0.0.1 --directory "$WORK/serve" "$serve_port" >"$WORK/serve.log" 2>&1 &
+SERVE_PID=$!
+for _ in $(seq 20); do curl -sf -o /dev/null "http://127.0.0.1:$serve_port/" && break; sleep 0.5; done
+ls "$WORK"/serve/torch-*.whl >/dev/null 2>&1 && build_args+=(--build-arg "TORCH_FIND_LINKS=http://127.0.0.1:$serve_port/")
+[ -f "$WORK/serve/ca-bundle.crt" ] && build_args+=(--build-arg "PIP_CA_URL=http://127.0.0.1:$serve_port/ca-bundle.crt")
 say "build context: $(du -sh --apparent-size . | cut -f1) on disk here"
 docker build --network host --target cpu "${build_args[@]}" -t rods:cpu . >"$WORK/build.log" 2>&1 \
   || { tail -30 "$WORK/build.log"; fail "docker build failed"; }
+kill "$SERVE_PID"; SERVE_PID=""
 BUILT_IMAGES+=(rods:cpu)
 grep -m1 'Sending build context' "$WORK/build.log" | sed 's/^/[test-compose] /'
 say "rods:cpu is $(docker image inspect rods:cpu --format '{{.Size}}' | awk '{printf "%.2f GB", $1/1e9}')"

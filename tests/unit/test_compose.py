@@ -297,9 +297,12 @@ def test_dockerfile_builds_without_a_registry_frontend_and_runs_unprivileged():
     for stage in ("cpu", "gpu"):
         body = re.split(rf"^FROM \S+ AS {stage}$", text, flags=re.M)[1].split("\nFROM ")[0]
         assert re.search(r"^USER rods$", body, re.M), f"the {stage} image runs as root"
-    # the wheels and CA bundle of docker/local/ are used in a stage of their own, not copied on
+    # torch and the CA bundle come by URL (a loopback server works: builds use host networking),
+    # never by COPY: no wheel and no CA bundle in a layer of the image
     cpu = re.split(r"^FROM base AS cpu$", text, flags=re.M)[1].split("\nFROM ")[0]
-    assert "docker/local" not in cpu and "COPY --from=cpu-venv /opt/venv /opt/venv" in cpu
+    assert "COPY" not in cpu and '--find-links "$TORCH_FIND_LINKS"' in cpu
+    assert 'export PIP_CERT=/tmp/pip-ca.crt' in cpu and cpu.rstrip().count("rm -f /tmp/pip-ca.crt") == 1
+    assert _compose()["x-rods-cpu"]["build"]["network"] == "host"
     args = _compose()["x-rods-cpu"]["build"]["args"]
     assert args["BASE_IMAGE"] == "${RODS_BASE_IMAGE:-python:3.11-slim}"
     assert args["TORCH_INDEX_URL"] == "${RODS_TORCH_INDEX_URL-https://download.pytorch.org/whl/cpu}"
