@@ -45,3 +45,11 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# --- test-compose (issue 26): the CPU stack of compose.yaml brought up for real. Installs a
+# Docker engine (Debian's docker.io, no bridge, host networking) and Compose v2 when missing,
+# builds base images locally when no registry answers, and removes what it installed at the
+# end. Needs root on a machine without an engine; ~15 min on 2 cores (BENCHMARKS.md).
+.PHONY: test-compose
+test-compose:
+	bash scripts/test_compose.sh

@@ -7,7 +7,9 @@ compose services do. `services` is imported inside the commands only.
 from __future__ import annotations
 
 import logging
+import secrets
 import signal
+import socket
 import threading
 
 import typer
@@ -22,14 +24,21 @@ def worker(
         "prefork", help="prefork (CPU-bound procedural backend) or threads (LLM backend: waits on the model)"
     ),
     loglevel: str = typer.Option("info", help="Celery log level"),
+    node_name: str = typer.Option(
+        None, "--node-name", help="Celery node name, e.g. synth-1@%h (default: synth-<random>@<hostname>)"
+    ),
 ) -> None:
     """Run a Celery synthesis worker on the `rods.synth` queue."""
     _check_worker_startup()
     from services.celery_app import app
 
+    # Celery's default node name is celery@<hostname>: replicas sharing a hostname (compose
+    # replicas under host networking, which are PID 1 alike) would collide in Flower and in
+    # control replies, so each start gets its own unless one is given.
+    node_name = node_name or f"synth-{secrets.token_hex(3)}@{socket.gethostname()}"
     app.worker_main(
         ["worker", f"--concurrency={concurrency}", f"--pool={pool}", "-Q", SYNTH_QUEUE,
-         f"--loglevel={loglevel}", "--without-gossip", "--without-mingle"]
+         f"--loglevel={loglevel}", "--without-gossip", "--without-mingle", f"--hostname={node_name}"]
     )  # fmt: skip
 
 

@@ -129,6 +129,7 @@ def train(
         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
     ) as progress:  # fmt: skip
         bar = progress.add_task(f"train ({cfg.loop.mode}, {trainer})", total=cfg.loop.steps, info="")
+        t0 = time.monotonic()
 
         def on_step(step: int, m: dict) -> None:
             info = (
@@ -137,6 +138,8 @@ def train(
                 f"req {_fmt(m, 'boundary/requests', '.0f')}  active {_fmt(m, 'buffer/active', '.0f')}"
             )
             progress.update(bar, completed=step, info=info)
+            if not console.is_terminal:  # no bar without a TTY (compose logs, CI): one line per step
+                console.print(f"step {step}/{cfg.loop.steps}  {info}  {time.monotonic() - t0:.0f}s", highlight=False)
 
         try:
             if trainer == "native":
@@ -216,10 +219,31 @@ def trainer_service(
     config: Annotated[Path, typer.Option("--config", help="TOML config")],
     run_dir: Annotated[Path, typer.Option("--run-dir", help="run directory (a volume in compose)")],
     trainer: Annotated[str, typer.Option("--trainer", help="native or trl (launch under accelerate for several GPUs)")] = "native",
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="GRPO updates (overrides the config)")] = None,
+    warm_start: Annotated[bool, typer.Option("--warm-start/--no-warm-start", help="native only: start from `rods sft` of the config's model, run once into <run-dir>/warm-start and reused")] = False,
 ) -> None:
-    """The compose `trainer` service: `rods train` in rods mode, resuming after any restart."""
-    train(config=config, mode="rods", steps=None, run_dir=run_dir, init_from=None, trainer=trainer,
+    """The compose `trainer` services: `rods train` in rods mode, resuming after any restart."""
+    init_from = None
+    if warm_start:
+        if trainer != "native":
+            err.print("[bold red]error:[/] --warm-start is for --trainer native; give a TRL run a warm-started model in its config")
+            raise typer.Exit(2)
+        init_from = str(_warm_start(_load(config, None, None), run_dir / "warm-start"))
+    train(config=config, mode="rods", steps=steps, run_dir=run_dir, init_from=init_from, trainer=trainer,
           allow_config_change=False)
+
+
+def _warm_start(cfg, warm_dir: Path) -> Path:  # noqa: ANN001
+    """The supervised warm start of `cfg`'s model on its task subset (`rods sft`), cached."""
+    from cli.sft import sft
+
+    best = warm_dir / "sft" / "best"
+    if (best / "config.json").exists():
+        console.print(f"warm start: cached at {best}")
+    else:
+        console.print(f"warm start: supervised steps on seed ground truth into {warm_dir} (first start only)")
+        sft(run_dir=warm_dir, model=cfg.policy.model, subset=cfg.tasks.subset, measure=False)
+    return best
 
 
 def evaluate(
