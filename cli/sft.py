@@ -82,11 +82,12 @@ def sft(
     except RunDirBusy as e:
         raise fail(str(e)) from None
     with lock:  # released on any exit, Ctrl-C included
-        _run(run_dir, steps, model, subset, probe_every, lr, seed, measure)
+        _run(run_dir, steps, model, subset, probe_every, lr, seed, batch_size, max_seq_tokens, measure)
 
 
 def _run(run_dir: Path, steps: int | None, model: str, subset: str, probe_every: int | None,
-         lr: float | None, seed: int, measure: bool) -> None:
+         lr: float | None, seed: int, batch_size: int | None, max_seq_tokens: int | None,
+         measure: bool) -> None:
     from rods.fileio import atomic_write_text
     from trainer.sft import SFTConfig, measure_warm_start, run_sft
 
