@@ -36,9 +36,9 @@ from cli import services as cli_services
 from cli import sft as cli_sft
 from cli import train as cli_train
 from cli.buffer import buffer_app
-from cli.llm import llm_app
 from cli.errors import RodsGroup, check_input_file, check_output_file
 from cli.errors import fail as _fail
+from cli.llm import llm_app
 from cli.model import model_app
 from cli.synth import synth_app
 from rods import tasks as T
