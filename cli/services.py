@@ -1,7 +1,9 @@
 """Service entry points: `rods worker` (Celery synthesis worker) and `rods dispatcher`.
 
 Both read their settings from the environment (REDIS_URL, RODS_RUN, RODS_SYNTH_*), as the
-compose services do. `services` is imported inside the commands only.
+compose services do. `services` is imported inside the commands only. A worker checks before
+Celery starts what Celery would wait on forever: the llm backend needs RODS_SYNTH_MODEL, and its
+Redis must answer within the connect timeout (one line, exit 2; compose restarts it).
 """
 
 from __future__ import annotations

@@ -108,11 +108,13 @@ def train(
     notes: list[str] = []
     cfg = _load(config, mode, steps, notes=notes)
     cfg = _check_model(cfg, init_from, str(config or "the default config"))
-    if main:  # the checks above and this one run before torch is imported or a model loads
-        _check_redis(cfg, notes)
-    from trainer.loop import train as run_train
     if trainer == "trl":
-        run_train = _trl_train()
+        run_train = _trl_train()  # a missing extra is said before Redis is asked
+    if main:  # the checks above and this one run before a model loads (and, native, before torch)
+        _check_redis(cfg, notes)
+    if trainer == "native":
+        from trainer.loop import train as run_train
+    else:
         if not _is_main_process():  # one progress bar, one report and one error line: the main process's
             try:
                 run_train(cfg, run_dir)

@@ -24,7 +24,6 @@ from rods.tasks import Task
 
 WORD_RE = re.compile(r"[a-z0-9]+")
 SHINGLE_WORDS = 3  # words per shingle: long enough that shared vocabulary alone does not match
-FILLER_MODULE = "bfcl_eval.eval_checker.multi_turn_eval.func_source_code.long_context"
 
 
 def text_shingles(text: str) -> set[int]:
@@ -41,11 +40,10 @@ def text_shingles(text: str) -> set[int]:
 @cache
 def filler_shingles() -> frozenset[int]:
     """The shingles of every constant of bfcl-eval's long-context filler module."""
-    import importlib
+    from bfcl_eval.eval_checker.multi_turn_eval.func_source_code import long_context
 
-    module = importlib.import_module(FILLER_MODULE)
     out: set[int] = set()
-    for name, value in vars(module).items():
+    for name, value in vars(long_context).items():
         if name.isupper():
             out |= text_shingles(str(value))
     return frozenset(out)

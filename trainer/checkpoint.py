@@ -5,7 +5,9 @@ Layout under the run directory:
     checkpoints/step_000010/   model (save_pretrained), tokenizer, trainer_state.pt
     checkpoints/latest         the name of the newest complete checkpoint
 
-A checkpoint is written to a temporary directory and renamed into place, and `latest` is
+Finding the model in a run directory (`resolve_checkpoint`, `latest_checkpoint`) lives in the
+torch-free `trainer.model_paths`, so a config's paths are checked before torch is imported; it is
+re-exported here. A checkpoint is written to a temporary directory and renamed into place, and `latest` is
 replaced atomically after that, so a crash at any moment leaves the previous checkpoint usable.
 Rotation (`keep`) deletes whole `step_*` directories: nothing else may live inside them, which is
 why `rods eval` writes its results to the run's `eval/` directory (trainer/evaluate.py).

@@ -206,3 +206,23 @@ def test_init_from_resolves_a_run_directory_as_eval_does(tmp_path: Path) -> None
         check_paths(_with_model(init_from=str(tmp_path / "empty")), "x.toml", "--init-from")
     with pytest.raises(ConfigError, match=r"x.toml: policy.init_from = '.*nope': .*does not exist"):
         check_paths(_with_model(init_from=str(tmp_path / "nope")), "x.toml")
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"RODS_BETA": "2"}, "RODS_BETA='2': must be ≤ 1.0"),
+        ({"RODS_CONNECT_TIMEOUT_S": "0"}, "RODS_CONNECT_TIMEOUT_S='0': must be > 0.0"),
+        ({"RODS_CONNECT_RETRIES": "0"}, "RODS_CONNECT_RETRIES='0': must be ≥ 1"),
+        ({"RODS_REQUEST_BUDGET": "-1"}, "RODS_REQUEST_BUDGET='-1': must be ≥ 0"),
+        ({"RODS_SYNTH_TOP_P": "7"}, "RODS_SYNTH_TOP_P='7': must be ≤ 1.0"),
+    ],
+)
+def test_process_settings_have_ranges_too(env, words, monkeypatch) -> None:
+    from rods.config import Settings, SettingsError
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(SettingsError) as info:
+        Settings()
+    assert words in str(info.value)
