@@ -60,10 +60,8 @@ def train(
 
     One process per run directory (a second one stops with a line naming the holder); a resume
     with another config is refused, the differing fields named, unless --allow-config-change."""
-    from rods.rundir import ConfigChanged, RunDirBusy
-    from rods.store.connection import RedisUnavailable
-    from trainer.config import ConfigError
-    from trainer.loop import train as run_train
+    from cli.errors import fail
+    from rods.rundir import ConfigChanged, RunDirBusy, precheck_resume
 
     cfg = _load(config, mode, steps)
     if init_from is not None:
@@ -71,6 +69,19 @@ def train(
     if trainer not in ("native", "trl"):
         err.print(f"[bold red]error:[/] --trainer must be 'native' or 'trl', not {trainer!r}")
         raise typer.Exit(2)
+    if trainer == "native":  # a busy run dir, a changed config, nothing to do: said before torch loads
+        try:
+            done_before = precheck_resume(run_dir, cfg.model_dump_json(indent=2), allow_config_change)
+        except (RunDirBusy, ConfigChanged) as e:
+            raise fail(str(e)) from None
+        if done_before >= cfg.loop.steps:
+            console.print(f"already at step {done_before}; nothing to do (raise --steps to continue)")
+            return
+
+    from rods.store.connection import RedisUnavailable
+    from trainer.config import ConfigError
+    from trainer.loop import train as run_train
+
     if trainer == "trl":
         run_train = _trl_train()
         if not _is_main_process():  # one progress bar, one report and one error line: the main process's
@@ -105,8 +116,6 @@ def train(
             else:
                 result = run_train(cfg, run_dir, on_step=on_step)
         except (RedisUnavailable, ConfigError, RunDirBusy, ConfigChanged) as e:
-            from cli.errors import fail
-
             progress.stop()
             raise fail(str(e)) from None
         except KeyboardInterrupt:
