@@ -271,14 +271,14 @@ def _eval_survives(d: Path) -> tuple[bool, str]:
     return ok, "run/eval/step_000001-eval-train/eval.json kept after step_000001 was rotated away" if ok else "eval results LOST"
 
 
-def run_case(case: Case, root: Path, redis_url: str) -> dict[str, object]:
+def run_case(case: Case, root: Path, redis_url: str, timeout_s: float = 300.0) -> dict[str, object]:
     d = root / case.name
     d.mkdir()
     case.setup(d)
     argv = [a.replace("{redis}", redis_url) for a in case.argv]
     t0 = time.monotonic()
     proc = subprocess.Popen([*RODS, *argv], cwd=case.cwd.replace("{d}", str(d)), env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
     first: list[float] = []
     out: list[str] = []
 
@@ -293,6 +293,10 @@ def run_case(case: Case, root: Path, redis_url: str) -> dict[str, object]:
     reader.start()
     interrupted = False
     while proc.poll() is None:
+        if time.monotonic() - t0 > timeout_s:  # e.g. an old version that starts the work it should refuse
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            break
         if case.interrupt_when is not None and not interrupted and case.interrupt_when(d):
             proc.send_signal(signal.SIGINT)
             interrupted = True
@@ -328,6 +332,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--no-train", action="store_true", help="skip the cases that train (torch, ~3 min)")
     ap.add_argument("--only", default=None, help="run the cases whose name contains this")
+    ap.add_argument("--timeout", type=float, default=300.0, help="seconds before a case is killed")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "mistakes-data.md")
     args = ap.parse_args()
     from rods.store.server import RedisServer
@@ -351,7 +356,7 @@ def main() -> int:
             chosen = [c for c in cases(policy) if args.only is None or args.only in c.name]
             rows = []
             for case in chosen:
-                rows.append(run_case(case, root, server.url))
+                rows.append(run_case(case, root, server.url, args.timeout))
                 r = rows[-1]
                 print(f"{r['case']:28s} exit {r['code']} (want {r['want']})  first line {r['first_s'] or 0:.1f}s  "
                       f"{'ok' if r['ok'] else 'FAILED'}  {r['kept']}", flush=True)  # fmt: skip
