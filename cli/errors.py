@@ -45,11 +45,14 @@ def _known(e: Exception) -> tuple[str, int] | None:
     """Message and exit code for the exceptions whose message already says what to fix."""
     from rods.config import SettingsError
     from rods.models import ModelError
+    from rods.fileio import OutputPathError
+    from rods.rundir import ConfigChanged, RunDirBusy
     from rods.store.connection import RedisUnavailable
     from rods.tasks import TaskFileError
     from trainer.config import ConfigError
 
-    if isinstance(e, SettingsError | RedisUnavailable | TaskFileError | ConfigError | ModelError):
+    if isinstance(e, SettingsError | RedisUnavailable | TaskFileError | ConfigError | ModelError
+                  | RunDirBusy | ConfigChanged | OutputPathError):
         return str(e), 2
     if isinstance(e, UnicodeDecodeError):
         return f"a file is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8", 2

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from rods.fileio import atomic_write_text
+
 if TYPE_CHECKING:
     from cli.experiment_config import ExperimentFile
 
@@ -188,7 +190,7 @@ def _run_evals(path: Path, cfg: Any, limit: int | None, jobs: list[EvalJob]) -> 
                        rollout_overrides=cfg.rollout.model_dump(), protocol=protocol, device=cfg.policy.device)  # fmt: skip
         done.append(_eval_row(rep, step, trajectories, protocol) | {"split": split})
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(done, indent=1))
+        atomic_write_text(path, json.dumps(done, indent=1))
     return done
 
 
@@ -236,7 +238,7 @@ def run_experiment(config: Path, out: Path, arms: list[str] | None, seeds: list[
     plan = {"config": str(config), "arms": arms, "seeds": seeds, "steps": steps,
             "trajectories_per_step": per_step, "protocols": exp.experiment.protocols,
             "eval_limit": exp.experiment.eval_limit}  # fmt: skip
-    (out / "experiment-plan.json").write_text(json.dumps(plan, indent=1))
+    atomic_write_text(out / "experiment-plan.json", json.dumps(plan, indent=1))
     best = warm_start(out, exp, cfg)
     console.print("warm start: evaluating it (held-out and training seeds; cached)")
     evaluate_warm_start(out, best, cfg, exp.experiment.protocols, exp.experiment.eval_limit or None)
@@ -289,7 +291,7 @@ def run_experiment(config: Path, out: Path, arms: list[str] | None, seeds: list[
                 dispatcher.stop_all()
             console.print(f"[{i + 1}/{len(jobs)}] {arm} seed {seed}: evaluating held-out checkpoints")
             evaluate_checkpoints(run_dir, arm_cfg, exp.experiment.protocols, exp.experiment.eval_limit or None)
-            (run_dir / "done.json").write_text(json.dumps(
+            atomic_write_text(run_dir / "done.json", json.dumps(
                 {"train_s": train_s, "total_s": time.monotonic() - t_arm}))  # fmt: skip
             left = len(jobs) - i - 1
             spent = time.monotonic() - t0
@@ -310,7 +312,7 @@ def _pool_json(settings: Any, run_dir: Path) -> None:
     from rods.store.connection import connect
 
     counts = RedisBuffer(connect(settings), settings.run).counts()
-    (run_dir / "pool.json").write_text(json.dumps(counts))
+    atomic_write_text(run_dir / "pool.json", json.dumps(counts))
 
 
 def _int_list(text: str | None, what: str) -> list[int] | None:

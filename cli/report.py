@@ -39,10 +39,11 @@ def report(
         raise typer.Exit(2)
     from report.data import load_run
     from report.html import render
+    from rods.fileio import atomic_write_text
 
     data = load_run(run_dir, compare)
     for note in data.notes:  # each missing or unreadable input, so a thin page is explained
         err.print(Text.assemble(("warning: ", "yellow"), note))
     path = run_dir / "report.html"
-    path.write_text(render(data), encoding="utf-8")
+    atomic_write_text(path, render(data))  # whole or not at all
     console.print(f"report: {path}" + (f" ({len(data.notes)} warning(s) above)" if data.notes else ""))

@@ -179,6 +179,8 @@ def run(
         raise _fail(str(e)) from None
     except TaskFileError as e:
         raise _fail(f"--out {out} is appended to, but it is not a valid task file ({e}); give another --out") from None
+    if earlier:
+        err.print(f"appending to {out} ({len(earlier)} tasks already there are kept)", markup=False, highlight=False)
     seed_task = _load_seed(seed, tasks)
 
     from graphs.synthesis import gates

@@ -97,7 +97,8 @@ def train(
 
     One process per run directory (a second one stops with a line naming the holder); a resume
     with another config is refused, the differing fields named, unless --allow-config-change."""
-    from rods.rundir import ConfigChanged, RunDirBusy
+    from cli.errors import fail
+    from rods.rundir import ConfigChanged, RunDirBusy, precheck_resume
     from rods.store.connection import RedisUnavailable
     from trainer.config import ConfigError
 
@@ -108,6 +109,14 @@ def train(
     notes: list[str] = []
     cfg = _load(config, mode, steps, notes=notes)
     cfg = _check_model(cfg, init_from, str(config or "the default config"))
+    if trainer == "native":  # a busy run dir, a changed config, nothing to do: said before torch loads
+        try:
+            done_before = precheck_resume(run_dir, cfg.model_dump_json(indent=2), allow_config_change)
+        except (RunDirBusy, ConfigChanged) as e:
+            raise fail(str(e)) from None
+        if done_before >= cfg.loop.steps:
+            console.print(f"already at step {done_before}; nothing to do (raise --steps to continue)")
+            return
     if trainer == "trl":
         run_train = _trl_train()  # a missing extra is said before Redis is asked
     if main:  # the checks above and this one run before a model loads (and, native, before torch)
@@ -150,8 +159,6 @@ def train(
             else:
                 result = run_train(cfg, run_dir, on_step=on_step)
         except (RedisUnavailable, ConfigError, RunDirBusy, ConfigChanged) as e:
-            from cli.errors import fail
-
             progress.stop()
             raise fail(str(e)) from None
         except KeyboardInterrupt:

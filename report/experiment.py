@@ -331,11 +331,13 @@ def render_markdown(summary: dict[str, Any]) -> str:
 
 def write_experiment_report(out: Path) -> Path:
     """Write experiment.json, experiment.html and experiment.md into `out`; returns the page's path."""
+    from rods.fileio import atomic_write_text
+
     summary = summarize(out)
-    (out / "experiment.json").write_text(json.dumps(summary, indent=1, allow_nan=False, default=_null))
-    (out / "experiment.md").write_text(render_markdown(summary))
+    atomic_write_text(out / "experiment.json", json.dumps(summary, indent=1, allow_nan=False, default=_null))
+    atomic_write_text(out / "experiment.md", render_markdown(summary))
     page = out / "experiment.html"
-    page.write_text(render(summary))
+    atomic_write_text(page, render(summary))
     return page
 
 

@@ -307,8 +307,10 @@ def render(data: RunData, now: datetime | None = None) -> str:
 
 def write_report(run_dir: Path, compare: Path | None = None, out: Path | None = None) -> Path:
     """Read the run directory, write `report.html` into it (or `out`); returns its path."""
+    from rods.fileio import atomic_write_text
+
     html = render(load_run(Path(run_dir), Path(compare) if compare is not None else None))
     path = Path(out) if out is not None else Path(run_dir) / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html, encoding="utf-8")
+    atomic_write_text(path, html)
     return path

@@ -136,12 +136,7 @@ def record_config(run_dir: Path, new_json: str, resumed_at: int, allow_change: b
         diff = config_diff(old, json.loads(new_json)) if isinstance(old, dict) else ["(unreadable config.json)"]
         if diff:
             if not allow_change:
-                more = f" (and {len(diff) - 3} more)" if len(diff) > 3 else ""
-                raise ConfigChanged(
-                    f"{run_dir} was trained to step {resumed_at} with another config: "
-                    f"{'; '.join(diff[:3])}{more}; resume with the same config, give another --run-dir, "
-                    f"or pass {flag} to continue with the new one (the old config is kept)"
-                )
+                raise ConfigChanged(_changed(run_dir, resumed_at, diff, flag))
             history = run_dir / HISTORY_DIR
             history.mkdir(exist_ok=True)
             kept = history / f"until_step_{resumed_at:06d}.json"
@@ -154,6 +149,47 @@ def record_config(run_dir: Path, new_json: str, resumed_at: int, allow_change: b
             return f"config changed at step {resumed_at} ({'; '.join(diff[:3])}); the old one is kept in {kept}"
     atomic_write_text(path, new_json)
     return None
+
+
+def latest_step(run_dir: Path) -> int:
+    """The step of the run's newest complete checkpoint (`checkpoints/latest`), 0 when none: read
+    without torch, so a command can refuse a resume before it imports the trainer."""
+    try:
+        name = (run_dir / "checkpoints" / "latest").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return 0
+    if not (run_dir / "checkpoints" / name / "trainer_state.pt").exists():
+        return 0
+    try:
+        return int(name.split("_")[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+def precheck_resume(run_dir: Path, new_json: str, allow_change: bool) -> int:
+    """Before any heavy import: raise RunDirBusy when another process holds the run, ConfigChanged
+    for a resume with another config (unless allowed); returns the steps already done. The
+    process that trains checks all of it again while it holds the lock."""
+    if (run_dir / LOCK_FILE).exists():
+        RunLock(run_dir).acquire().release()
+    done = latest_step(run_dir)
+    path = run_dir / CONFIG_FILE
+    if done > 0 and path.exists() and not allow_change:
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return done
+        diff = config_diff(old, json.loads(new_json)) if isinstance(old, dict) else []
+        if diff:
+            raise ConfigChanged(_changed(run_dir, done, diff, "--allow-config-change"))
+    return done
+
+
+def _changed(run_dir: Path, step: int, diff: list[str], flag: str) -> str:
+    more = f" (and {len(diff) - 3} more)" if len(diff) > 3 else ""
+    return (f"{run_dir} was trained to step {step} with another config: {'; '.join(diff[:3])}{more}; "
+            f"resume with the same config, give another --run-dir, or pass {flag} to continue with the "
+            "new one (the old config is kept)")
 
 
 def claim_made_dir(path: Path, command: str) -> None:

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict
 
 from rods.boundary import group_stats
 from rods.env import GroundTruthCache
+from rods.fileio import atomic_write_text
 from rods.tasks import Task, load_split
 from trainer.chat import (
     ChatRenderer,
@@ -326,7 +327,7 @@ def run_sft(
         "time/train": t_train,
         "config": cfg.model_dump(),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_nan_safe))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=_nan_safe))
     return out / "best"
 
 

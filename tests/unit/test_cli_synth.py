@@ -135,7 +135,8 @@ def test_run_builds_the_configured_llm_backend(tmp_path, monkeypatch):
     assert built == [
         {"model": "openai/m", "api_base": "http://synth-llm:8000/v1", "temperature": 0.3, "top_p": 0.5}
     ]
-    res = runner.invoke(synth_app, [*args, "--api-base", "http://other:1/v1"])  # a flag wins
+    # a flag wins (another --out: the same scripted variant appended to o.jsonl would be a duplicate)
+    res = runner.invoke(synth_app, [*args[:-1], str(tmp_path / "o2.jsonl"), "--api-base", "http://other:1/v1"])
     assert res.exit_code == 0 and built[-1]["api_base"] == "http://other:1/v1"
     monkeypatch.setenv("RODS_SYNTH_BACKEND", "magic")
     res = runner.invoke(synth_app, ["run", "--seed", SEED_ID, "--out", str(out)])

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from rods.config import Settings
+from rods.fileio import atomic_write_text
 from trainer.config import ConfigError, TrainConfig
 from trainer.metrics import MetricsLog
 from trainer.trl.dataset import StepBatches, buffer_dataset
@@ -142,7 +143,7 @@ def _metrics_callback(reward: ProgressReward, log: MetricsLog | None, source: An
                 return
             ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if ckpt.is_dir():
-                (ckpt / STATE_FILE).write_text(json.dumps(source.state()))
+                atomic_write_text(ckpt / STATE_FILE, json.dumps(source.state()))
 
     return MetricsWriter()
 
@@ -201,7 +202,7 @@ def build_trainer(
     source = None
     batches = StepBatches(r, None, run, cfg.rollout.tasks_per_step, cfg.policy.seed)
     if state.is_main_process:
-        (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
+        atomic_write_text(run_dir / "config.json", cfg.model_dump_json(indent=2))
         source = make_source(cfg, run_dir, settings, training_tasks(cfg))  # loads the seeds if needed;
         # the mode (rods / uniform / static) decides only what it publishes
         if resume and (resume / STATE_FILE).exists():
@@ -258,6 +259,6 @@ def train_trl(
         writer.close()
     if trainer.accelerator.is_main_process:
         summary = {"steps": cfg.loop.steps, "trainer": "trl", "last": writer.last}
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
     resumed = int(resume.name.split("-")[-1]) if resume else start
     return TrainResult(run_dir, cfg.loop.steps, resumed, writer.last)
