@@ -57,6 +57,7 @@ from graphs.synthesis.patches import error_message
 from rods.env.calls import CallSyntaxError, parse_python_call
 from rods.env.reward import GroundTruthCache, score_calls
 from rods.env.world import World
+from rods.semantics import SEMANTIC_CODES, SOFT_CODES, semantic_rejections
 from rods.signature import (
     STRUCTURE_WEIGHTS,
     DistanceWeights,
@@ -65,7 +66,6 @@ from rods.signature import (
     normalize_text,
     signature_distance,
 )
-from rods.semantics import SEMANTIC_CODES, SOFT_CODES, semantic_rejections
 from rods.tasks import Signature, Task, function_docs, load_split
 
 REJECTION_REASONS: tuple[str, ...] = (

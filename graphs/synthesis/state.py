@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from graphs.synthesis.backend import Backend, Plan, Usage, Verdict
 from rods.env.reward import GroundTruthCache
-from rods.signature import MATCH_TOLERANCE
 from rods.semantics import CODE_HELP as SEMANTIC_HELP
+from rods.signature import MATCH_TOLERANCE
 from rods.tasks import Signature, Task, ToolCall
 
 
