@@ -89,18 +89,3 @@ def test_vague_list_references_are_unidentifiable(text: str) -> None:
     task = _with_turn("multi_turn_base_57", ["standard_deviation(numbers=[630.0, 2.79934])"], text)
     assert "semantic_unidentifiable_reference" in semantic_codes(task)  # type: ignore[arg-type]
 
-
-@pytest.mark.parametrize(
-    "text",
-    ["Where am I in the file system (it's in 'contracts')?", "In 'contracts', where am I in the file system?",
-     "Sort 'a.txt' inside 'contracts'."],
-)
-def test_a_withheld_folded_cd_still_asks_to_move(text: str) -> None:
-    import random
-
-    from graphs.synthesis.augment import withhold
-
-    start = text.index("'contracts'")
-    out = withhold(text, "folder", "contracts", (start, start + len("'contracts'")), random.Random(0))
-    assert out is not None and "contracts" not in out
-    assert any(w in out.lower() for w in ("moving into", "gone into", "switching to")), out
