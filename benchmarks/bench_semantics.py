@@ -13,7 +13,7 @@ match to the seed (signature distance within the tolerance, same topology, same 
 acceptance = validated variants / requested, per category; throughput = validated variants per
 CPU-minute of the child. Also: the semantic gate on all 400 human training seeds (rejected count).
 Writes a Markdown report to benchmarks/results/semantics.md (or --out) and the variants of both
-trees next to it (for `rods synth audit` and a hand check).
+trees to --variants-dir (default /tmp/rods-bench-semantics; for `rods synth audit` and a hand check).
 """
 
 from __future__ import annotations
@@ -100,15 +100,17 @@ def main() -> None:
     ap.add_argument("--per-category", type=int, default=25)
     ap.add_argument("--variants", type=int, default=2)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--variants-dir", type=Path, default=Path("/tmp/rods-bench-semantics"))
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from rods.semantics import semantic_rejections
     from rods.tasks import load_split
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.variants_dir.mkdir(parents=True, exist_ok=True)
     runs = {}
     for name, tree in (("this", ROOT), ("base", args.base.resolve()), ("this again", ROOT)):
-        path = args.out.with_name(f"semantics-{name.replace(' ', '-')}.jsonl")
+        path = args.variants_dir / f"variants-{name.replace(' ', '-')}.jsonl"
         runs[name] = (run_tree(tree, args.per_category, args.variants, path), path)
         print(f"{name}: {runs[name][0]}", file=sys.stderr)
     seeds_rejected = sum(bool(semantic_rejections(t)) for t in load_split("train"))

@@ -109,7 +109,7 @@ DECLARATIONS: dict[str, Declaration] = {
     "wc": _d(results="count=count"),
     # ---- MathAPI: any numeric kind in; result kind by KEEPS (see result_kinds)
     **{op: _d(" ".join(f"{p}=number" for p in sorted(_MATH_PARAMS)), "result=number") for op in _MATH_OPS},
-    "si_unit_conversion": _d("value=number", "result={unit_out}"),
+    "si_unit_conversion": _d("value={unit_in}", "result={unit_out}"),
     "imperial_si_conversion": _d("value={unit_in}", "result={unit_out}"),
 }
 
@@ -123,6 +123,11 @@ _UNIT_KIND = {
 }
 NUMERIC_PREFIXES = ("distance", "fuel", "temperature", "speed", "money", "price", "percent",
                     "shares", "count", "number", "mass")  # fmt: skip
+
+
+def unit_kind(unit: str) -> str:
+    """What a unit name of MathAPI's converters measures (`km` → `distance:km`); `number` if unknown."""
+    return _UNIT_KIND.get(unit.lower(), "number")
 
 
 def is_numeric_kind(kind: str | None) -> bool:
@@ -374,13 +379,19 @@ def _source_kind(offers: Sequence[tuple[str, Any, int | None, int]], value: Any)
 
 def _stated_early(calls: Sequence[Any], offered: Sequence[Sequence[tuple[str, Any, int | None, int]]],
                   user: Sequence[str], state: Any) -> list[Finding]:  # fmt: skip
-    """Numbers a user turn states that only a call of that turn or a later one computes."""
+    """Numbers a user turn states that only a call of that turn or a later one computes (not
+    numbers of the initial state, nor inputs of calls up to the producer: converting 2225 USD
+    to GBP and back yields 2225 again, which the user did know)."""
     from rods.signature import _numbers_in, argument_values
 
     out: list[Finding] = []
     known: list[float] = []  # numbers of results before each turn
     said_before: set[float] = set()
     turn_of = [c.turn for c in calls]
+    inputs: list[list[float]] = []  # numeric arguments of calls 0..j: what the user put in
+    for c in calls:
+        args = [a for _, a in argument_values(c.call.arguments)] if c.call is not None else []
+        inputs.append([*(inputs[-1] if inputs else []), *(float(a) for a in args if _num(a))])
     for u, text in enumerate(user):
         stated = {x for x in _numbers_in(text) if _significant(x) >= _MIN_SIGNIFICANT}
         for j, offers in enumerate(offered):
@@ -392,8 +403,8 @@ def _stated_early(calls: Sequence[Any], offered: Sequence[Sequence[tuple[str, An
                 if any(_match(v, a) for a in own if _num(a)):
                     continue  # an echo of the call's own argument: the user stated it first
                 for x in stated - said_before:
-                    if state.has(x):
-                        continue
+                    if state.has(x) or any(_match(x, a) for a in inputs[j]):
+                        continue  # in the world already, or an input the user gave (a round trip)
                     hit = _match(x, v) or _match(-x, v)
                     if hit and not any(_match(x, k) or _match(-x, k) for k in known):
                         out.append(Finding("semantic_value_before_source", j, f"turn {u} states {x:g}, a result of {calls[j].call.name if calls[j].call else '?'}"))  # fmt: skip

@@ -313,7 +313,7 @@ def gate_rejections(variants: Sequence[Task]) -> dict[str, int]:
         if meta is None or meta.origin != "synthetic":
             continue
         run = runs.setdefault((meta.parent_id or "", meta.synthesizer or ""), {})
-        for code, n in (meta.rejections or {}).items():
+        for code, n in ((meta.model_extra or {}).get("rejections") or {}).items():
             run[code] = max(run.get(code, 0), n)
     total: dict[str, int] = {}
     for run in runs.values():

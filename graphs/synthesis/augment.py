@@ -176,6 +176,27 @@ def _absent(text: str, value: Any) -> bool:
     return re.search(rf"(?<![\w.]){re.escape(s)}(?![\w])", text) is None
 
 
+# A folder said as a place (a `cd` the writer folded into the next clause: "sort it, inside
+# 'docs'"): withheld, the turn must still ask to move, or nothing in it asks for the `cd`.
+_PLACE_BACK_RE = re.compile(r"(?:,\s*over\s+in|\s+\(it's\s+in|\s+inside|\s+within|\s+in)\s+$")
+_PLACE_FRONT_RE = re.compile(r"(?:^|(?<=[.!?]\s))(?:In|Over in|Inside|Within)\s+$")
+_MOVES = (" after moving into a folder", " once you've gone into one of the folders",
+          " after switching to a folder")  # fmt: skip
+_MOVES_FRONT = ("After moving into a folder, ", "Once you've gone into one of the folders, ")
+
+
+def _withhold_place(before: str, after: str, rng: random.Random) -> str | None:
+    back = _PLACE_BACK_RE.search(before)
+    if back is not None:
+        if "(" in back.group():
+            after = after[1:] if after.startswith(")") else after
+        return before[: back.start()] + rng.choice(_MOVES) + after
+    front = _PLACE_FRONT_RE.search(before)
+    if front is not None and after.startswith(", "):
+        return before[: front.start()] + rng.choice(_MOVES_FRONT) + after[2:]
+    return None
+
+
 def withhold(text: str, param: str, value: Any, span: tuple[int, int], rng: random.Random) -> str | None:
     """The turn's text with `value` taken out as BFCL's miss_param turns do, or None if it can't be."""
     if param not in _WITHHELD:
@@ -183,7 +204,10 @@ def withhold(text: str, param: str, value: Any, span: tuple[int, int], rng: rand
     a, b = span
     before, after = text[:a], text[b:]
     label = _LABEL_RE.search(before)
-    if label is not None:
+    place = _withhold_place(before, after, rng) if param == "folder" else None
+    if place is not None:
+        new = place
+    elif label is not None:
         new = before[: label.start()] + after
     else:
         phrases, _ = _WITHHELD[param]

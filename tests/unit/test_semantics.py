@@ -88,3 +88,4 @@ def test_a_result_stated_by_the_user_before_it_exists_is_rejected() -> None:
 def test_vague_list_references_are_unidentifiable(text: str) -> None:
     task = _with_turn("multi_turn_base_57", ["standard_deviation(numbers=[630.0, 2.79934])"], text)
     assert "semantic_unidentifiable_reference" in semantic_codes(task)  # type: ignore[arg-type]
+

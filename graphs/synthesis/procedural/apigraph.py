@@ -16,7 +16,9 @@ Two relations, read off bfcl-eval's simulators:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from bfcl_eval.eval_checker.multi_turn_eval.func_source_code.gorilla_file_system import (
@@ -24,6 +26,7 @@ from bfcl_eval.eval_checker.multi_turn_eval.func_source_code.gorilla_file_system
     File,
 )
 
+from rods import semantics
 from rods.env.world import World
 
 PRODUCES: dict[str, frozenset[str]] = {
@@ -310,3 +313,31 @@ def shut_gates(function: str, world: World) -> list[str]:
 
 def feeds(producer: str, consumer: str) -> bool:
     return bool(PRODUCES.get(producer, frozenset()) & CONSUMES.get(consumer, frozenset()))
+
+
+@functools.cache
+def _number_wants(function: str) -> tuple[str, ...]:
+    """The kinds `function`'s numeric parameters take (`rods.semantics`; an argument-dependent
+    unit or currency read as any: `money:{base_currency}` → `money:*`); () when undeclared."""
+    decl = semantics.DECLARATIONS.get(function)
+    if decl is None:
+        return ()
+    return tuple(re.sub(r"\{[^}]*\}", "*", k) for k in decl.params.values())
+
+
+def takes_number(function: str, meanings: Iterable[str | None]) -> bool:
+    """Whether some number of these meanings may flow into `function` (the planner's view of
+    `CONSUMES`'s coarse `number`: a gallon converter takes no distance)."""
+    if "number" not in CONSUMES.get(function, frozenset()):
+        return False
+    wants = _number_wants(function)
+    return any(
+        not wants or any(semantics.accepts(w, m) is True for w in wants) for m in meanings
+    )
+
+
+def consumes_offered(function: str, kinds: set[str], meanings: set[str | None]) -> bool:
+    """`feeds` against a live flow: a coarse kind other than `number` in common, or a number
+    whose meaning `function` takes."""
+    wanted = CONSUMES.get(function, frozenset())
+    return bool((wanted - {"number"}) & kinds) or ("number" in kinds and takes_number(function, meanings))

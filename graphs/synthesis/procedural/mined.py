@@ -23,6 +23,8 @@ from rods.tasks import load_split
 MAX_CHARS = 320  # longer turns carry too much of their own scenario
 _QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
 _ACRONYM = re.compile(r"\b[A-Z]{2,}\b")  # LAX, NVDA, USD: values of the original scenario
+# A capitalised word inside a sentence: a name of the original scenario (Bob, Michael, Berkeley)
+_NAME_INSIDE = re.compile(r"(?<=[a-z,;:] )[A-Z][a-z]+")
 
 
 @functools.cache
@@ -85,6 +87,8 @@ def pattern_of(text: str, name: str, kwargs: dict[str, Any], source: str) -> Pat
         return None  # another value of the original scenario would leak
     if any(w.strip(".,?!;:'\"").lower() in _places_and_firms() for w in rest.split()):
         return None  # a city, airport or company of the original scenario
+    if _NAME_INSIDE.search(rest):
+        return None  # a person or place of the original scenario ("after Bob has received it")
     return Pattern(templ, frozenset(p for _, _, p in spans), tuple(sorted(fixed, key=str)), source)
 
 

@@ -41,7 +41,9 @@ from graphs.synthesis.procedural.apigraph import (
     ENABLER,
     GATES,
     PRODUCES,
+    consumes_offered,
     shut_gates,
+    takes_number,
 )
 from graphs.synthesis.procedural.flow import Flow
 from graphs.synthesis.procedural.predict import (
@@ -134,6 +136,7 @@ def _weights(
     in_turn = {c.name for c, _ in turn}
     bare = {c.name for c in flow.calls if not c.arguments}  # made without arguments
     offered = {o.kind for o in flow.offers}
+    meanings = {o.meaning for o in flow.offers if o.kind == "number"}
     out = []
     for f in names:
         w = 1.0
@@ -149,7 +152,7 @@ def _weights(
                 sources = len({o.call for o in flow.offers if o.kind == _PAIRED_SOURCES[f]})
                 # the two sources one call merges (two zip codes → a distance)
                 w *= {0: 3.0, 1: 6.0}.get(sources, 1.0)
-            if CONSUMES.get(f, frozenset()) & offered:
+            if consumes_offered(f, offered, meanings):
                 w *= 5.0 if want_flow else 0.2
                 w *= _shape_bonus(topology, _producers(f, flow), fed)
             elif topology in ("fan-in", "dag") and PRODUCES.get(f):
@@ -211,7 +214,11 @@ def _producers(function: str, flow: Flow) -> set[int]:
     """Earlier calls the function's arguments will most likely take values from."""
     out: set[int] = set()
     for kind in CONSUMES.get(function, frozenset()):
-        calls = sorted({o.call for o in flow.offers if o.kind == kind}, reverse=True)
+        calls = sorted(
+            {o.call for o in flow.offers
+             if o.kind == kind and (kind != "number" or takes_number(function, (o.meaning,)))},
+            reverse=True,
+        )  # fmt: skip
         out.update(calls[: 2 if function in _TWO_FROM_ONE_KIND else 1])
     return out
 

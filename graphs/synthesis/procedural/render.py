@@ -176,9 +176,16 @@ class Args:
         distance you just got and the outside temperature"); named outright when two items would
         read alike (never "those 3 figures from before": the reader could not tell which)."""
         offers = [self.flow.source(v) for v in value]
-        descs = [describe(o, self.flow) for o in offers if o is not None]
-        if len(descs) != len(value) or len(set(descs)) != len(descs):
+        if any(o is None for o in offers):
             return direct(value)
+        descs = [describe(o, self.flow) for o in offers if o is not None]
+        for d in set(descs):  # two results that read alike: say which, in the order they came
+            same = sorted((o.call, i) for i, (o, x) in enumerate(zip(offers, descs, strict=True)) if x == d and o)
+            if len(same) > 1:
+                pair = ("the earlier one", "the later one")
+                for rank, (_, i) in enumerate(same):
+                    which = pair[rank] if len(same) == 2 else f"the {_NTH[min(rank, len(_NTH) - 1)]} of them"
+                    descs[i] = f"{d} ({which})"
         return descs[0] if len(descs) == 1 else ", ".join(descs[:-1]) + " and " + descs[-1]
 
     def w(self, name: str) -> str:

@@ -20,6 +20,7 @@ from bfcl_eval.eval_checker.multi_turn_eval.func_source_code.gorilla_file_system
 
 from graphs.synthesis.procedural import pools
 from graphs.synthesis.procedural.scope import IMPERIAL_PAIRS, SI_UNITS, NoArgs, Scope
+from rods import semantics
 
 _FS = "GorillaFileSystem"
 def _cwd(s: Scope) -> Directory:
@@ -328,14 +329,32 @@ def sum_values(s: Scope) -> dict[str, Any]:
     return {"numbers": _numbers(s)}
 
 
+def _converted(s: Scope, pairs: list[tuple[str, str]], lo: float, hi: float, positive: bool) -> dict[str, Any]:
+    """A unit conversion of the latest flowed number when its meaning is a quantity one of the
+    `pairs` converts from (a distance in km → km to miles; a plain number → any pair), else of
+    a number the user names (a count or a fare is not converted to feet)."""
+    unit_in, unit_out = s.pick(pairs)
+    value = s.flowed("number", lambda v: (v > 0 or not positive) and abs(v) < 1e9)
+    offer = s.flow.source(value, ("number",)) if value is not None else None
+    if offer is not None and offer.meaning != "number":
+        fitting = [p for p in pairs if semantics.unit_kind(p[0]) == offer.meaning]
+        if fitting:
+            unit_in, unit_out = s.pick(fitting)
+        else:
+            value = None
+    if value is None:
+        value = (float(s.rng.randint(int(lo), int(hi))) if s.chance(0.6)
+                 else round(s.rng.uniform(lo, hi), 2))  # fmt: skip
+    return {"value": value, "unit_in": unit_in, "unit_out": unit_out}
+
+
 def si_unit_conversion(s: Scope) -> dict[str, Any]:
-    unit_in, unit_out = s.rng.sample(sorted(SI_UNITS), 2)
-    return {"value": _number(s, 1, 5000, positive=True), "unit_in": unit_in, "unit_out": unit_out}
+    pairs = [(a, b) for a in sorted(SI_UNITS) for b in sorted(SI_UNITS) if a != b]
+    return _converted(s, pairs, 1, 5000, positive=True)
 
 
 def imperial_si_conversion(s: Scope) -> dict[str, Any]:
-    unit_in, unit_out, _ = s.pick(IMPERIAL_PAIRS)
-    return {"value": _number(s, 1, 300), "unit_in": unit_in, "unit_out": unit_out}
+    return _converted(s, [(a, b) for a, b, _ in IMPERIAL_PAIRS], 1, 300, positive=False)
 
 
 FS_SAMPLERS = {

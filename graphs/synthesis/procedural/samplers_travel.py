@@ -282,8 +282,8 @@ def fillFuelTank(s: Scope) -> dict[str, Any]:  # noqa: N802
     if room < 1:
         raise NoArgs("the tank is full")
     flowed = s.flowed("gallon", lambda v: 0 < v <= room)
-    if flowed is not None:
-        return {"fuelAmount": round(flowed, 2)}
+    if flowed is not None:  # as it came: a rounded copy would be a number the user cannot know
+        return {"fuelAmount": flowed}
     return {"fuelAmount": float(s.rng.randint(1, int(room)))}
 
 
