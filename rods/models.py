@@ -48,6 +48,7 @@ class PackagedModel:
     gguf_bytes: int  # its size, for the disk-space check before writing
     licence: str  # the terms that apply to the weights
     extra: str  # the rods extra that installs the package
+    n_params: int = 0  # parameters of the converted model (tied embeddings once): disk-space checks
 
     @property
     def pip_hint(self) -> str:
@@ -65,6 +66,7 @@ PACKAGED: dict[str, PackagedModel] = {
         gguf_bytes=253_113_024,
         licence="Gemma Terms of Use (shipped in the package; ai.google.dev/gemma/terms)",
         extra="models",
+        n_params=268_098_176,
     ),
 }
 

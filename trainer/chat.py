@@ -29,6 +29,60 @@ from rods.tasks import Task, ToolCall
 TURN_END_TEXT = "Done."  # the assistant's plain-text message that closes a user turn
 
 
+# ---------------------------------------------------------------- Gemma's turn format
+
+GEMMA_TOOLS_PREAMBLE = (
+    "You can call these tools. To call one, write "
+    '<tool_call>{"name": ..., "arguments": {...}}</tool_call> on a line of its own; '
+    "answer in plain text when no call is needed."
+)
+# Gemma's own turn format (`<start_of_turn>user\n…<end_of_turn>\n<start_of_turn>model\n`) with
+# this project's tool conventions: Gemma has no system or tool role, so the tool list (and a
+# leading system message) opens the first user turn, as Gemma's template folds a system prompt,
+# and each tool result is a user turn of its own wrapped in <tool_response>. Assistant messages
+# are their raw text (the `<tool_call>{json}</tool_call>` lines), structured `tool_calls` are
+# written in the same form. `<end_of_turn>` ends every turn, so it is the eos of the policy.
+# Variables as in the tiny template: `compact_tools` (default false here: each tool's JSON
+# schema on a line) and `tool_result_chars` (default 80, as the tiny template and the rollout
+# settings, so SFT data and rollouts agree; 0 = results whole, the bfcl protocol's).
+GEMMA_CHAT_TEMPLATE = (  # every newline is a Jinja string: trim_blocks would eat a literal one
+    "{%- set compact = compact_tools if compact_tools is defined else false -%}"
+    "{%- set cut = tool_result_chars if tool_result_chars is defined else 80 -%}"
+    "{%- set U = '<start_of_turn>user\\n' -%}{%- set E = '<end_of_turn>\\n' -%}"
+    "{{ bos_token }}"
+    "{%- set ns = namespace(pre='') -%}"
+    "{%- if tools -%}{%- set ns.pre = '" + GEMMA_TOOLS_PREAMBLE + "' -%}"  # no ' inside
+    "{%- if compact -%}{%- set ns.pre = ns.pre ~ '\\ntools: ' -%}"
+    "{%- for t in tools -%}{%- set ns.pre = ns.pre ~ (t.function.name if t.function is defined else t.name)"
+    " ~ (', ' if not loop.last else '') -%}{%- endfor -%}"
+    "{%- else -%}{%- for t in tools -%}{%- set ns.pre = ns.pre ~ '\\n' ~ (t | tojson) -%}{%- endfor -%}"
+    "{%- endif -%}{%- endif -%}"
+    "{%- set msgs = messages -%}"
+    "{%- if messages and messages[0].role == 'system' -%}"
+    "{%- set ns.pre = (ns.pre ~ '\\n\\n' if ns.pre else '') ~ messages[0].content -%}"
+    "{%- set msgs = messages[1:] -%}{%- endif -%}"
+    "{%- if ns.pre and not (msgs and msgs[0].role == 'user') -%}"
+    "{{ U ~ ns.pre ~ E }}{%- set ns.pre = '' -%}{%- endif -%}"
+    "{%- for m in msgs -%}"
+    "{%- if m.role == 'user' or m.role == 'system' -%}{{ U }}"
+    "{%- if loop.first and ns.pre -%}{{ ns.pre ~ '\\n\\n' }}{%- endif -%}{{ m.content ~ E }}"
+    "{%- elif m.role == 'assistant' -%}{{ '<start_of_turn>model\\n' }}{{ m.content if m.content else '' }}"
+    "{%- if m.tool_calls is defined and m.tool_calls -%}"
+    "{%- for c in m.tool_calls -%}{%- set f = c.function if c.function is defined else c -%}"
+    "{%- if m.content or not loop.first -%}{{ '\\n' }}{%- endif -%}"
+    "{{ '<tool_call>{\"name\":' ~ (f.name | tojson) ~ ',\"arguments\":' }}"
+    "{{ (f.arguments | tojson) if f.arguments is mapping else f.arguments }}{{ '}</tool_call>' }}"
+    "{%- endfor -%}{%- endif -%}{{ E }}"
+    "{%- elif m.role == 'tool' -%}{{ U ~ '<tool_response>\\n' }}"
+    "{{ m.content[:cut] if cut and cut > 0 else m.content }}{{ '\\n</tool_response>' ~ E }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}"
+)
+GEMMA_END_OF_TURN = "<end_of_turn>"  # eos of the policy: ends every model turn
+GEMMA_PAD = "<pad>"
+
+
 # ---------------------------------------------------------------- the demo subset
 
 

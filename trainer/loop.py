@@ -67,7 +67,9 @@ def _policy_source(cfg: TrainConfig, run_dir: Path) -> str:
         from trainer.policy import build_tiny_policy
 
         return str(build_tiny_policy(run_dir / "policy-init", seed=cfg.policy.seed))
-    return cfg.policy.model
+    from trainer.models import resolve_source  # a packaged name: its directory, pulled on first use
+
+    return resolve_source(cfg.policy.model)
 
 
 def run_settings(cfg: TrainConfig, settings: Settings) -> Settings:

