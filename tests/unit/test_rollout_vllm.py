@@ -32,14 +32,16 @@ class FakeLLM:
     def __init__(self, model: str, **kwargs: object):
         self.model, self.kwargs = model, kwargs
         self.calls: list[list[list[int]]] = []
-        self.rpcs: list[tuple[object, tuple]] = []
+        self.rpcs: list[tuple[object, dict]] = []
+        self.params: list[list[SimpleNamespace]] = []
         self.prefix_resets = 0
         FakeLLM.instances.append(self)
 
-    def generate(self, prompts: list[dict], params: SimpleNamespace, use_tqdm: bool = True):
+    def generate(self, prompts: list[dict], params: list[SimpleNamespace], use_tqdm: bool = True):
         self.calls.append([p["prompt_token_ids"] for p in prompts])
+        self.params.append(params)
         outs = []
-        for p in prompts:
+        for p, params in zip(prompts, self.params[-1], strict=True):
             pos, toks = len(p["prompt_token_ids"]), []
             while len(toks) < params.max_tokens and pos < len(self.target):
                 toks.append(self.target[pos])
@@ -51,8 +53,8 @@ class FakeLLM:
             outs.append(SimpleNamespace(outputs=[completion]))
         return outs
 
-    def collective_rpc(self, fn: object, args: tuple = ()) -> None:
-        self.rpcs.append((fn, args))
+    def collective_rpc(self, method: object, args: tuple = (), kwargs: dict | None = None) -> None:
+        self.rpcs.append((method, kwargs or {}))
 
     def reset_prefix_cache(self) -> None:
         self.prefix_resets += 1
@@ -130,7 +132,7 @@ class TwoCallsLLM(FakeLLM):
 
     messages: list[list[int]] = []  # the target's assistant messages, end token included
 
-    def generate(self, prompts: list[dict], params: SimpleNamespace, use_tqdm: bool = True):
+    def generate(self, prompts: list[dict], params: list[SimpleNamespace], use_tqdm: bool = True):
         self.calls.append([p["prompt_token_ids"] for p in prompts])
         (msg,) = [self.messages[len(self.calls) - 1]] * len(prompts)
         toks = msg[:-1] + msg[:-1] + msg[-1:]
@@ -184,16 +186,37 @@ def test_vllm_message_cut_after_max_calls_per_message(fake_vllm: ModuleType, pol
 
 
 def test_vllm_sync_weights_sends_every_tensor(fake_vllm: ModuleType, policy: tuple) -> None:
-    from trainer.rollout.vllm import VLLMRolloutEngine, _load_weights
+    from trainer.rollout.vllm import VLLMRolloutEngine
 
     model, tok = policy
     engine = VLLMRolloutEngine(model, tok, RolloutSettings(), model_path="p")
     engine.sync_weights(model)
     llm = FakeLLM.instances[0]
-    ((fn, (weights,)),) = llm.rpcs
-    assert fn is _load_weights and llm.prefix_resets == 1
+    ((method, kwargs),) = llm.rpcs
+    assert method == "reload_weights" and llm.prefix_resets == 1
+    weights = kwargs["weights_iterator"]
     assert [name for name, _ in weights] == list(model.state_dict())
-    assert all(t.device.type == "cpu" for _, t in weights)
+    # by reference: the engine core runs in this process, nothing is copied
+    assert all(t.data_ptr() == v.data_ptr() for (_, t), v in zip(weights, model.state_dict().values(), strict=True))
+
+
+def test_vllm_seeded_requests_differ_and_repeat(fake_vllm: ModuleType, policy: tuple) -> None:
+    """With a seed, each request of a round gets its own seed; the same seed, the same ones."""
+    from trainer.rollout.vllm import VLLMRolloutEngine
+
+    model, tok = policy
+    task = demo_tasks(1)[0]
+    FakeLLM.target = []  # every message is empty: one round, the episode goes on
+    seeds = []
+    for _ in range(2):
+        settings = RolloutSettings(seed=7, max_new_tokens=4, compact_tools=True)
+        engine = VLLMRolloutEngine(model, tok, settings, model_path="p")
+        engine.rollout([task], 3)
+        llm = FakeLLM.instances[-1]
+        seeds.append([[p.seed for p in round_] for round_ in llm.params])
+        assert all(p.temperature == settings.temperature and p.ignore_eos for p in llm.params[0])
+    assert seeds[0] == seeds[1]
+    assert len(set(seeds[0][0])) == 3
 
 
 def test_vllm_missing_names_the_gpu_extra(monkeypatch: pytest.MonkeyPatch, policy: tuple) -> None:
