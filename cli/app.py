@@ -35,9 +35,9 @@ from cli import services as cli_services
 from cli import sft as cli_sft
 from cli import train as cli_train
 from cli.buffer import buffer_app
-from cli.llm import llm_app
 from cli.errors import RodsGroup, check_input_file, check_output_file
 from cli.errors import fail as _fail
+from cli.llm import llm_app
 from cli.synth import synth_app
 from rods import tasks as T
 
@@ -253,12 +253,15 @@ def demo(
     run_dir: Path = typer.Option(Path("runs/demo"), "--run-dir", help="where everything is written"),
     model: str | None = typer.Option(None, help="synthesize with this litellm model instead of the procedural backend"),
     config: Path | None = typer.Option(None, help="trainer config (default: configs/demo.toml)"),
+    synth: str = typer.Option("procedural", help="procedural, or llm: serve gemma-3-270m locally with llama.cpp for the run (or use --model)"),
 ) -> None:
     """The whole closed loop embedded on CPU: Redis, 2 workers, dispatcher, trainer, report."""
     from cli.demo import run_demo
 
+    if synth not in ("procedural", "llm"):
+        raise _fail(f"--synth must be procedural or llm, not {synth!r}")
     try:
-        run_demo(run_dir, steps=steps, model=model, config=config)
+        run_demo(run_dir, steps=steps, model=model, config=config, synth=synth)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted:[/] every demo process was stopped; the warm start stays cached")
         raise typer.Exit(130) from None

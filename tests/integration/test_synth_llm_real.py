@@ -28,7 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_faults import outcomes, request, services, settle  # noqa: F401 - services: a fixture
+import test_faults
+from test_faults import outcomes, request, settle
 from typer.testing import CliRunner
 
 from rods.config import Settings
@@ -44,6 +45,7 @@ from services.dispatcher import Dispatcher
 from services.llm_server import LLMServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+services = test_faults.services  # the fault tests' fixture: `rods worker`/`dispatcher` processes
 SEED = "multi_turn_base_5"
 CONCURRENCY = 8
 LLM_ENV = {"RODS_SYNTH_BACKEND": "llm", "RODS_SYNTH_MAX_TOKENS": "6", "RODS_SYNTH_TIMEOUT_S": "240",
@@ -117,7 +119,9 @@ def test_server_killed_mid_request_then_restarted(gguf, redis_url, run_name, ser
     r = connect(settings)
     buf = RedisBuffer(r, run_name)
     buf.load_seeds([seed])
-    kept = make_variant(5, salt="staged-before")
+    made = make_variant(5, salt="staged-before")
+    meta = made.rods.model_dump() | {"request_id": "before@0"}  # as a worker stages it
+    kept = made.model_copy(update={"rods": type(made.rods).model_validate(meta)})
     buf.add_staged([kept], step=0, request_id="before@0")
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
     server = LLMServer("llamacpp", gguf, "gemma-3-270m", port=free_port(), parallel=2, ctx_per_slot=2048, log=log)
