@@ -98,7 +98,7 @@ def test_workers_with_eight_threads_share_one_real_server(server, redis_url, run
     svc.start("worker", "worker", "--pool", "threads", "--concurrency", str(CONCURRENCY))
     svc.wait_ready()
     svc.dispatcher()
-    reqs = [request(SEED, step=s) for s in range(1, CONCURRENCY + 1)]
+    reqs = [request(SEED, step=1 + 20 * k) for k in range(CONCURRENCY)]  # past the cooldown (10)
     BoundaryStream(r, run_name).publish(reqs)
     took = settle(r, run_name, [q.request_id for q in reqs], bound_s=900, services=svc)
     assert set(outcomes(r, run_name, [q.request_id for q in reqs]).values()) == {"done"}
@@ -150,11 +150,15 @@ def test_server_killed_mid_request_then_restarted(gguf, redis_url, run_name, ser
             assert port in letter.last_error and "BackendUnavailable" in letter.last_error, letter.last_error
             assert [t.id for t in buf.export_tasks(["staged"])] == [kept.id]  # nothing staged lost
 
+            print(f"dead-lettered; restarting the server ({d.stats})", flush=True)
             server.start()  # the same port: the workers continue by themselves
             restarted = time.monotonic()
-            back = request(SEED, step=2)
+            print(f"server back in {server.started_s:.1f}s", flush=True)
+            back = request(SEED, step=21)  # past the cooldown (10 steps)
             BoundaryStream(r, run_name, settings).publish([back])
-            settle(r, run_name, [back.request_id], bound_s=600, services=svc)
+            while outcomes(r, run_name, [back.request_id])[back.request_id] == "pending":
+                assert time.monotonic() - restarted < 600, (d.stats, svc.tail())
+                time.sleep(0.5)
             assert outcomes(r, run_name, [back.request_id]) == {back.request_id: "done"}
             print(f"killed server: dead-lettered {dead_s:.1f}s after the kill ({letter.last_error}); "
                   f"after the restart the next request was done in {time.monotonic() - restarted:.0f}s")  # fmt: skip

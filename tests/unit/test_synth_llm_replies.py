@@ -162,3 +162,13 @@ def test_preflight_names_a_closed_port_and_a_missing_key(monkeypatch) -> None:
         llm.LLMBackend("openai/gpt-4o-mini").preflight()
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     llm.LLMBackend("openai/gpt-4o-mini").preflight()  # a key is there: nothing sent, nothing raised
+
+
+def test_the_run_report_shows_the_model_per_stage() -> None:
+    from report.html import llm_table
+
+    html = llm_table({"llm/plan/calls": 4, "llm/plan/parsed": 1, "llm/plan/fail/no_json": 3,
+                      "llm/plan/seconds": 40, "llm/plan/prompt_tokens": 2000, "llm/plan/completion_tokens": 100,
+                      "llm/judge/calls": 2, "llm/judge/parsed": 2})  # fmt: skip
+    assert "<td>plan</td><td>4</td><td>25%</td><td>no_json 3</td><td>10.0</td><td>500 + 25</td>" in html
+    assert "<td>judge</td><td>2</td><td>100%</td><td>–</td>" in html
