@@ -102,7 +102,7 @@ def test_workers_with_eight_threads_share_one_real_server(server, redis_url, run
     BoundaryStream(r, run_name).publish(reqs)
     took = settle(r, run_name, [q.request_id for q in reqs], bound_s=900, services=svc)
     assert set(outcomes(r, run_name, [q.request_id for q in reqs]).values()) == {"done"}
-    metrics = {k.decode(): float(v) for k, v in r.hgetall(RunKeys(run_name).synth_metrics).items()}
+    metrics = {str(k): float(v) for k, v in r.hgetall(RunKeys(run_name).synth_metrics).items()}
     assert metrics["synth/results"] == CONCURRENCY
     assert metrics["llm/plan/calls"] >= CONCURRENCY and metrics["llm/plan/prompt_tokens"] > 0
     failed = sum(v for k, v in metrics.items() if k.startswith("llm/plan/fail/"))
