@@ -51,11 +51,48 @@ def rate(api_base: str, n: int, tokens: int, schema: bool) -> float:
     return sum(t for t, _ in done) / (time.perf_counter() - t0)
 
 
+def synth_compare(server: LLMServer, n_seeds: int, schema: bool, few_shot: bool) -> dict:
+    """One variant per seed (first `n_seeds` base-category training seeds, then one per other
+    category), llm vs procedural: accepted, seconds per accepted variant, failures, stage stats."""
+    from graphs.synthesis.graph import synthesize
+    from graphs.synthesis.llm import LLMBackend
+    from graphs.synthesis.procedural import ProceduralBackend
+    from rods.tasks import load_split
+
+    seeds = [t for c in ("base", "miss_func", "miss_param", "long_context") for t in load_split("train", [c])[:n_seeds]]
+    llm = LLMBackend(server.litellm_model, api_base=server.api_base, timeout_s=600,
+                     json_schema=schema, few_shot=few_shot)  # fmt: skip
+    out: dict = {"seeds": len(seeds), "schema": schema, "few_shot": few_shot}
+    for name, backend in (("procedural", ProceduralBackend()), ("llm", llm)):
+        t0, accepted, by_cat, failures, rejections = time.perf_counter(), [], {}, {}, {}
+        for k, seed in enumerate(seeds):
+            res = synthesize(seed, n_variants=1, backend=backend, rng_seed=k)
+            accepted += res.tasks
+            by_cat[seed.category] = by_cat.get(seed.category, 0) + len(res.tasks)
+            for src, dst in ((res.failures, failures), (res.rejections, rejections)):
+                for code, n in src.items():
+                    dst[code] = dst.get(code, 0) + n
+            print(f"{name} {seed.id}: {len(res.tasks)} accepted, {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+        seconds = time.perf_counter() - t0
+        out[name] = {"accepted": len(accepted), "per_category": by_cat, "seconds": round(seconds, 1),
+                     "s_per_accepted": round(seconds / len(accepted), 1) if accepted else None,
+                     "failures": failures, "rejections": rejections}  # fmt: skip
+        if accepted:
+            from rods.tasks import write_tasks
+
+            write_tasks(Path(f"/tmp/bench_llm_{name}.jsonl"), accepted)
+    out["llm"]["stages"] = llm.stats.metrics()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--parallel", type=int, default=4)
     ap.add_argument("--tokens", type=int, default=48)
     ap.add_argument("--stages", action="store_true")
+    ap.add_argument("--synth", type=int, default=0, help="graph runs on this many training seeds (llm vs procedural)")
+    ap.add_argument("--no-schema", action="store_true", help="the llm backend without JSON-schema replies")
+    ap.add_argument("--no-few-shot", action="store_true", help="the writer without its training-split example")
     args = ap.parse_args()
     server = LLMServer("llamacpp", ensure_gguf("gemma-3-270m"), "gemma-3-270m", port=free_port(),
                        parallel=args.parallel, log=open("/dev/null", "w"))  # noqa: SIM115
@@ -72,6 +109,8 @@ def main() -> None:
             from cli.llm import check_backend
 
             out["stages"] = check_backend(server.litellm_model, server.api_base, 300.0)
+        if args.synth:
+            out["synth"] = synth_compare(server, args.synth, not args.no_schema, not args.no_few_shot)
     print(json.dumps(out, indent=1, default=str))
 
 

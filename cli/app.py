@@ -267,13 +267,16 @@ def demo(
     model: str | None = typer.Option(None, help="synthesize with this litellm model instead of the procedural backend"),
     config: Path | None = typer.Option(None, help="trainer config (default: configs/demo.toml)"),
     reuse_dir: bool = typer.Option(False, "--reuse-dir", help="use a --run-dir that holds other files too (the demo still deletes nothing it did not make)"),
+    synth: str = typer.Option("procedural", help="procedural, or llm: serve gemma-3-270m locally with llama.cpp for the run (or use --model)"),
 ) -> None:
     """The whole closed loop embedded on CPU: Redis, 2 workers, dispatcher, trainer, report."""
     from cli.demo import DemoDirRefused, run_demo
     from rods.rundir import RunDirBusy
 
+    if synth not in ("procedural", "llm"):
+        raise _fail(f"--synth must be procedural or llm, not {synth!r}")
     try:
-        run_demo(run_dir, steps=steps, model=model, config=config, reuse_dir=reuse_dir)
+        run_demo(run_dir, steps=steps, model=model, config=config, reuse_dir=reuse_dir, synth=synth)
     except (DemoDirRefused, RunDirBusy) as e:
         raise _fail(str(e)) from None
     except KeyboardInterrupt:

@@ -2,7 +2,8 @@
 
     redis-server (private port, data under <run_dir>/redis)
     rods sft            the tiny policy's warm start, cached under <run_dir>/sft
-    rods worker ×2      Celery synthesis worker processes (procedural backend, or --model)
+    rods worker ×2      Celery synthesis worker processes (procedural backend, or --model, or
+                        --synth llm: a local llama.cpp server for the run, threads pool)
     rods dispatcher     boundary stream → Celery
     rods train          GRPO in rods mode (configs/demo.toml), its own process
     → export the buffer, the event log and synthesis metrics, then `report.html`
@@ -193,9 +194,12 @@ def run_demo(
     config: Path | None = None,
     workers: int = 2,
     reuse_dir: bool = False,
+    synth: str = "procedural",
 ) -> Path:
     """Run the embedded loop; returns the path of report.html. Raises DemoDirRefused or
-    `rods.rundir.RunDirBusy` before anything is written when the run directory is not the demo's."""
+    `rods.rundir.RunDirBusy` before anything is written when the run directory is not the demo's.
+    `synth="llm"` without `model` serves the packaged Gemma 3 270M with llama.cpp for the run
+    (started here, stopped here)."""
     from rods.rundir import RunLock
 
     config = config or Path(__file__).resolve().parent.parent / "configs" / "demo.toml"
@@ -225,6 +229,8 @@ def _run_demo_locked(run_dir: Path, steps: int | None, model: str | None, config
            "RODS_CLAIM_IDLE_MS": "20000"}  # fmt: skip
     if model:
         env.update({"RODS_SYNTH_BACKEND": "llm", "RODS_SYNTH_MODEL": model})
+    llm_server = _start_llm_server(logs, env) if synth == "llm" and not model else None
+    pool = ["--pool", "threads", "--concurrency", "4"] if synth == "llm" or model else ["--concurrency", "1"]
     sup = Supervisor(logs, env)
     try:
         best = run_dir / "sft" / "best"
@@ -234,7 +240,7 @@ def _run_demo_locked(run_dir: Path, steps: int | None, model: str | None, config
         else:
             console.print(f"warm start: cached at {best}")
         for k in range(workers):
-            sup.start(f"worker{k}", _rods("worker", "--concurrency", "1", "--loglevel", "warning"))
+            sup.start(f"worker{k}", _rods("worker", *pool, "--loglevel", "warning"))
         sup.start("dispatcher", _rods("dispatcher", "--run", RUN))
         train_args = ["train", "--config", str(config), "--mode", "rods", "--run-dir", str(train_dir),
                       "--init-from", str(best)]
@@ -257,11 +263,28 @@ def _run_demo_locked(run_dir: Path, steps: int | None, model: str | None, config
     finally:
         sup.stop_all()
         server.stop()
+        if llm_server is not None:
+            llm_server.stop()
     from cli.report import write_report
 
     report = write_report(train_dir)
     console.print(f"[green]demo finished in {time.monotonic() - t0:.0f}s[/]: report at {report}")
     return report
+
+
+def _start_llm_server(logs: Path, env: dict[str, str]) -> Any:
+    """llama.cpp serving the packaged Gemma GGUF on a free loopback port; sets the workers' env."""
+    from rods.models import ensure_gguf
+    from rods.store.server import free_port
+    from services.llm_server import LLMServer
+
+    log = (logs / "llm_server.log").open("w")
+    console.print("[bold]synthesizer[/]: llama.cpp serving gemma-3-270m (rods llm serve)")
+    server = LLMServer("llamacpp", ensure_gguf("gemma-3-270m"), "gemma-3-270m", port=free_port(),
+                       parallel=4, ctx_per_slot=4096, log=log).start()  # fmt: skip
+    env.update({"RODS_SYNTH_BACKEND": "llm", "RODS_SYNTH_MODEL": server.litellm_model,
+                "RODS_SYNTH_API_BASE": server.api_base})  # fmt: skip
+    return server
 
 
 def _settings(url: str) -> Any:

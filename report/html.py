@@ -166,7 +166,27 @@ def section_synthesis(data: RunData) -> str:
     if stages:
         out.append(svg.bar_chart("Synthesis time per stage (summed over requests)", stages,
                                  x_label="seconds"))  # fmt: skip
+    if any(k.startswith("llm/") for k in data.synth):
+        out.append(llm_table(data.synth))
     return _grid(out)
+
+
+def llm_table(synth: dict[str, float]) -> str:
+    """The served model per graph stage, from the workers' `llm/<stage>/…` sums: calls, replies
+    that parsed, the bad ones by kind, mean seconds and tokens per call."""
+    stages = sorted({k.split("/")[1] for k in synth if k.startswith("llm/")})
+    rows = []
+    for st in stages:
+        g = {k[len(f"llm/{st}/") :]: v for k, v in synth.items() if k.startswith(f"llm/{st}/")}
+        calls = g.get("calls", 0.0)
+        kinds = ", ".join(f"{k[5:]} {v:.0f}" for k, v in sorted(g.items()) if k.startswith("fail/"))
+        per = {k: (g.get(k, 0.0) / calls if calls else None)
+               for k in ("parsed", "seconds", "prompt_tokens", "completion_tokens")}  # fmt: skip
+        rows.append(f"<tr><td>{escape(st)}</td><td>{calls:.0f}</td><td>{_num(per['parsed'], '.0%')}</td>"
+                    f"<td>{escape(kinds or '–')}</td><td>{_num(per['seconds'], '.1f')}</td>"
+                    f"<td>{_num(per['prompt_tokens'], '.0f')} + {_num(per['completion_tokens'], '.0f')}</td></tr>")  # fmt: skip
+    return ("<table class=\"summary\"><tr><th>LLM stage</th><th>calls</th><th>parsed</th><th>bad replies</th>"
+            "<th>s / call</th><th>tokens / call (prompt + reply)</th></tr>" + "".join(rows) + "</table>")  # fmt: skip
 
 
 def section_latency(data: RunData) -> str:
