@@ -213,10 +213,11 @@ def run_demo(
     with RunLock(run_dir, DEMO):
         check_run_dir(run_dir, reuse_dir)  # again, now that no other demo can change it
         prepare_run_dir(run_dir)
-        return _run_demo_locked(run_dir, steps, model, config, workers)
+        return _run_demo_locked(run_dir, steps, model, config, workers, synth)
 
 
-def _run_demo_locked(run_dir: Path, steps: int | None, model: str | None, config: Path, workers: int) -> Path:
+def _run_demo_locked(run_dir: Path, steps: int | None, model: str | None, config: Path, workers: int,
+                     backend: str) -> Path:
     logs = run_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     train_dir = run_dir / "rods"
@@ -229,8 +230,8 @@ def _run_demo_locked(run_dir: Path, steps: int | None, model: str | None, config
            "RODS_CLAIM_IDLE_MS": "20000"}  # fmt: skip
     if model:
         env.update({"RODS_SYNTH_BACKEND": "llm", "RODS_SYNTH_MODEL": model})
-    llm_server = _start_llm_server(logs, env) if synth == "llm" and not model else None
-    pool = ["--pool", "threads", "--concurrency", "4"] if synth == "llm" or model else ["--concurrency", "1"]
+    llm_server = _start_llm_server(logs, env) if backend == "llm" and not model else None
+    pool = ["--pool", "threads", "--concurrency", "4"] if backend == "llm" or model else ["--concurrency", "1"]
     sup = Supervisor(logs, env)
     try:
         best = run_dir / "sft" / "best"
