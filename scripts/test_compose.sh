@@ -89,7 +89,7 @@ cleanup() {
     for _ in $(seq 30); do kill -0 "$STARTED_DOCKERD" 2>/dev/null || break; sleep 1; done
   fi
   if [ -n "$INSTALLED_ENGINE" ]; then  # an engine installed here: its whole state goes with it
-    rm -rf /var/lib/docker /var/lib/containerd /run/docker /run/containerd /var/run/docker.sock
+    rm -rf /var/lib/docker /var/lib/containerd /run/docker /run/containerd /var/run/docker.sock /etc/docker
   fi
   if [ ${#ADDED_PKGS[@]} -gt 0 ]; then
     say "removing the packages it installed: ${ADDED_PKGS[*]}"
