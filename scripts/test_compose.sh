@@ -89,6 +89,7 @@ cleanup() {
     for _ in $(seq 30); do kill -0 "$STARTED_DOCKERD" 2>/dev/null || break; sleep 1; done
   fi
   if [ -n "$INSTALLED_ENGINE" ]; then  # an engine installed here: its whole state goes with it
+    umount /run/docker/netns/default 2>/dev/null  # dockerd's host network namespace handle
     rm -rf /var/lib/docker /var/lib/containerd /run/docker /run/containerd /var/run/docker.sock /etc/docker
   fi
   if [ ${#ADDED_PKGS[@]} -gt 0 ]; then
@@ -146,7 +147,8 @@ else
     bookworm "$WORK/rootfs" http://deb.debian.org/debian >"$WORK/debootstrap.log" 2>&1 \
     || { tail -20 "$WORK/debootstrap.log"; fail "debootstrap failed"; }
   rm -rf "$WORK"/rootfs/var/cache/apt/archives/*.deb "$WORK"/rootfs/var/lib/apt/lists/*
-  tar -C "$WORK/rootfs" -c . | docker import -q -c 'CMD ["bash"]' - rods-local/bookworm:base >/dev/null
+  tar -C "$WORK/rootfs" -c . | docker import -c 'CMD ["bash"]' - rods-local/bookworm:base >/dev/null \
+    || fail "docker import of the base failed"
   rm -rf "$WORK/rootfs"
   printf 'FROM rods-local/bookworm:base\nRUN install -d -o redis -g redis /data\n' \
     | docker build -q -t rods-local/redis:7.0 - >/dev/null
