@@ -44,8 +44,8 @@ def debug_enabled() -> bool:
 def _known(e: Exception) -> tuple[str, int] | None:
     """Message and exit code for the exceptions whose message already says what to fix."""
     from rods.config import SettingsError
-    from rods.models import ModelError
     from rods.fileio import OutputPathError
+    from rods.models import ModelError
     from rods.rundir import ConfigChanged, RunDirBusy
     from rods.store.connection import RedisUnavailable
     from rods.tasks import TaskFileError
