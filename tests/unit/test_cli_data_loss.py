@@ -31,7 +31,7 @@ from trainer.evaluate import default_eval_dir
 ROOT = Path(__file__).resolve().parents[2]
 SEED = "multi_turn_base_5"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-       "REDIS_URL": "redis://127.0.0.1:9/0", "RODS_CONNECT_RETRIES": "0"}  # fmt: skip  (no Redis is needed)
+       "REDIS_URL": "redis://127.0.0.1:9/0", "RODS_CONNECT_RETRIES": "1"}  # fmt: skip  (no Redis is needed)
 
 
 # the installed `rods` script, as a user runs it (`python -m cli` would import a `rods/` in the cwd)
