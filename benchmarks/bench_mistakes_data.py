@@ -260,7 +260,8 @@ ENV: dict[str, str] = {}
 def _hold(run_dir: Path) -> subprocess.Popen[str]:
     code = "import sys,time; from rods.rundir import RunLock; l = RunLock(sys.argv[1], 'rods train (bench)').acquire(); print('held', flush=True); time.sleep(600)"
     p = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], env=ENV, stdout=subprocess.PIPE, text=True)
-    assert p.stdout is not None and p.stdout.readline().strip() == "held"
+    assert p.stdout is not None
+    p.stdout.readline()  # "held" (or nothing, on a version without run-dir locks: the case then shows it)
     return p
 
 
@@ -316,15 +317,31 @@ def run_case(case: Case, root: Path, redis_url: str, timeout_s: float = 300.0) -
             "first_s": first[0] if first else None, "kept": kept, "ok": ok, "said": said}  # fmt: skip
 
 
-def table(rows: list[dict[str, object]]) -> str:
-    head = "| case | #25 | the mistake | exit (want) | first line (s) | what was kept | ok | first words |\n|---|---|---|---|---|---|---|---|\n"
+def read_before(path: Path | None) -> dict[str, str]:
+    """case → 'exit N, ok|NO' from a table this script wrote for another version of the code."""
+    if path is None:
+        return {}
+    out = {}
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if len(cells) >= 7 and cells[0] not in ("case", "---"):
+            out[cells[0]] = f"exit {cells[3].split()[0]}, {'ok' if cells[6] == 'yes' else 'NO'}"
+    return out
+
+
+def table(rows: list[dict[str, object]], before: dict[str, str] | None = None) -> str:
+    before = before or {}
+    extra = " before the fix |" if before else ""
+    head = (f"| case | #25 | the mistake | exit (want) | first line (s) | what was kept | ok | first words |{extra}\n"
+            f"|---|---|---|---|---|---|---|---|{'---|' if before else ''}\n")  # fmt: skip
     body = ""
     for r in rows:
         said = str(r["said"]).replace("|", "\\|")
         said = said if len(said) <= 110 else said[:109] + "…"
         first = "-" if r["first_s"] is None else f"{r['first_s']:.1f}"
         body += (f"| {r['case']} | {'yes' if r['issue'] else ''} | {r['what']} | {r['code']} ({r['want']}) | {first} | "
-                 f"{r['kept']} | {'yes' if r['ok'] else 'NO'} | {said} |\n")  # fmt: skip
+                 f"{r['kept']} | {'yes' if r['ok'] else 'NO'} | {said} |"
+                 + (f" {before.get(str(r['case']), 'not run')} |" if before else "") + "\n")  # fmt: skip
     return head + body
 
 
@@ -332,6 +349,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--no-train", action="store_true", help="skip the cases that train (torch, ~3 min)")
     ap.add_argument("--only", default=None, help="run the cases whose name contains this")
+    ap.add_argument("--before", type=Path, default=None,
+                    help="a table this script wrote against older code: shown as a column")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds before a case is killed")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "mistakes-data.md")
     args = ap.parse_args()
@@ -362,11 +381,11 @@ def main() -> int:
                       f"{'ok' if r['ok'] else 'FAILED'}  {r['kept']}", flush=True)  # fmt: skip
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    md = table(rows)
+    md = table(rows, read_before(args.before))
     n_ok = sum(bool(r["ok"]) for r in rows)
     n_issue = sum(bool(r["issue"]) for r in rows)
     slowest = max((float(r["first_s"]) for r in rows if r["first_s"] is not None), default=0.0)  # type: ignore[arg-type]
-    cmd = "benchmarks/bench_mistakes_data.py" + (" --no-train" if args.no_train else "")
+    cmd = "benchmarks/bench_mistakes_data.py" + (" --no-train" if args.no_train else "") + (" --before FILE" if args.before else "")
     text = (f"# Data-loss mistakes (issue #25, part A)\n\n`{cmd}` on {platform.node()} "
             f"({os.cpu_count()} cores, Python {platform.python_version()}), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n\n"
             f"{n_ok}/{len(rows)} cases as wanted ({n_issue} from the issue, {len(rows) - n_issue} further); slowest first "
