@@ -228,7 +228,7 @@ def extract(
         json.dumps(call.arguments, sort_keys=True, default=str),
         result,
         tuple(sorted((arg_kinds or {}).items())),
-    ) if any(_num(v) for _, v, _, _, _ in offered) else ()
+    ) if call.name in semantics.DECLARATIONS and any(_num(v) for _, v, _, _, _ in offered) else ()
     offers = []
     for kind, value, position, of, key in offered:
         if key in own:
@@ -255,7 +255,8 @@ class Flow:
 
     def add(self, call: ToolCall, result: str) -> None:
         """One more executed call, after all the earlier ones."""
-        self.offers.extend(extract(len(self.calls), call, result, self.arg_kinds(call)))
+        kinds = self.arg_kinds(call) if call.name in semantics.KEEPS else None  # only they pass kinds on
+        self.offers.extend(extract(len(self.calls), call, result, kinds))
         self.calls.append(call)
 
     def arg_kinds(self, call: ToolCall) -> dict[str, str | None]:
