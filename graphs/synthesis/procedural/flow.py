@@ -7,6 +7,10 @@ user turn can say "the second ticket in that list". `Flow` holds them for a whol
 recent first: the argument samplers prefer flowed values (that is what makes data-flow edges),
 and the query writer refers to a flowed value by where it came from instead of naming it.
 
+Every numeric offer also carries its meaning (`Offer.meaning`, read from `rods.semantics`:
+`money:USD`, `distance:km`, `price:NVDA`, passed on through MathAPI where the operation keeps it),
+so a typed parameter takes only a value of its own kind (`Scope.flowed_into`).
+
 Limits: only the result shapes of bfcl-eval's simulators are known here; a value a call merely
 echoes from its own arguments is not offered (as in `rods.signature`, it is not a source).
 """
