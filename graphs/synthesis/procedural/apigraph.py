@@ -5,7 +5,10 @@ Two relations, read off bfcl-eval's simulators:
   the kinds its arguments take from earlier results. f → g is an edge when f produces what g
   consumes (`get_symbol_by_name → get_stock_info`, `create_ticket → close_ticket`,
   `get_user_id → send_message`, `get_zipcode_based_on_city → estimate_distance`). `number` and
-  `text` cross classes: a distance feeds a logarithm, a file's line feeds a tweet.
+  `text` cross classes: a distance feeds a logarithm, a file's line feeds a tweet. What a number
+  *means* (unit, currency, a share price of a symbol) is declared once in `rods.semantics`;
+  `consumes_offered` / `takes_number` read it, so the planner plans no distance into a gallon
+  converter, and the samplers (`Scope.flowed_into`) and the critique's gate read the same table.
 - state: `NEEDS[f]` names gates (logged in, a ticket exists, doors locked and brake pressed, a
   file in the current directory, …); each gate has a check on the live world and, where one
   exists, the function that opens it (`ENABLER`). The planner puts enablers before a function

@@ -7,6 +7,10 @@ user turn can say "the second ticket in that list". `Flow` holds them for a whol
 recent first: the argument samplers prefer flowed values (that is what makes data-flow edges),
 and the query writer refers to a flowed value by where it came from instead of naming it.
 
+Every numeric offer also carries its meaning (`Offer.meaning`, read from `rods.semantics`:
+`money:USD`, `distance:km`, `price:NVDA`, passed on through MathAPI where the operation keeps it),
+so a typed parameter takes only a value of its own kind (`Scope.flowed_into`).
+
 Limits: only the result shapes of bfcl-eval's simulators are known here; a value a call merely
 echoes from its own arguments is not offered (as in `rods.signature`, it is not a source).
 """
@@ -228,7 +232,7 @@ def extract(
         json.dumps(call.arguments, sort_keys=True, default=str),
         result,
         tuple(sorted((arg_kinds or {}).items())),
-    ) if any(_num(v) for _, v, _, _, _ in offered) else ()
+    ) if call.name in semantics.DECLARATIONS and any(_num(v) for _, v, _, _, _ in offered) else ()
     offers = []
     for kind, value, position, of, key in offered:
         if key in own:
@@ -255,7 +259,8 @@ class Flow:
 
     def add(self, call: ToolCall, result: str) -> None:
         """One more executed call, after all the earlier ones."""
-        self.offers.extend(extract(len(self.calls), call, result, self.arg_kinds(call)))
+        kinds = self.arg_kinds(call) if call.name in semantics.KEEPS else None  # only they pass kinds on
+        self.offers.extend(extract(len(self.calls), call, result, kinds))
         self.calls.append(call)
 
     def arg_kinds(self, call: ToolCall) -> dict[str, str | None]:
