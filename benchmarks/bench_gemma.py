@@ -171,6 +171,8 @@ def vocab_slicing(model: torch.nn.Module, tok: object, examples: list, steps: in
     same = in_kept = 0
     for p in prompts:
         ids = torch.tensor([[tok.bos_token_id, *tok(p, add_special_tokens=False)["input_ids"]]])  # type: ignore[attr-defined]
+        if bool((remap[ids] < 0).any()):  # the sliced model cannot read this prompt: not compared
+            continue
         with torch.no_grad():
             g_full = model.generate(ids, max_new_tokens=16, do_sample=False)[0, ids.shape[1]:]
             g_small = small.generate(remap[ids], max_new_tokens=16, do_sample=False)[0, ids.shape[1]:]

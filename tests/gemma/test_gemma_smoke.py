@@ -97,7 +97,10 @@ def test_native_grpo_step(warm: Path, redis_settings: Settings, tmp_path: Path) 
     assert result.steps_done == 1
     (row,) = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert row["step"] == 1 and math.isfinite(row["reward/mean"])
-    ckpt = tmp_path / "run" / "checkpoints" / "checkpoint-1"
+    from trainer.checkpoint import latest_checkpoint
+
+    ckpt = latest_checkpoint(tmp_path / "run")
+    assert ckpt is not None
     before, after = _weights(warm), _weights(ckpt)
     if row["reward/frac_zero_var"] < 1.0:  # a group with spread: the update moved the weights
         assert any(not torch.equal(before[k], after[k]) for k in before)
