@@ -108,7 +108,7 @@ def main() -> None:
         if args.stages:
             from cli.llm import check_backend
 
-            out["stages"] = check_backend(server.litellm_model, server.api_base, 300.0)
+            out["stages"] = check_backend(server.litellm_model, server.api_base, 300.0, not args.no_schema)
         if args.synth:
             out["synth"] = synth_compare(server, args.synth, not args.no_schema, not args.no_few_shot)
     print(json.dumps(out, indent=1, default=str))

@@ -101,7 +101,7 @@ def serve(
     console.print("server stopped")
 
 
-def check_backend(model: str, api_base: str | None, timeout_s: float) -> list[dict[str, Any]]:
+def check_backend(model: str, api_base: str | None, timeout_s: float, json_schema: bool = True) -> list[dict[str, Any]]:
     """One request per graph stage against a served model; a row per stage."""
     from graphs.synthesis.backend import ArgContext, PlanContext, QueryContext, Verdict
     from graphs.synthesis.llm import LLMBackend
@@ -111,7 +111,7 @@ def check_backend(model: str, api_base: str | None, timeout_s: float) -> list[di
     from rods.tasks import function_docs, get_bfcl_task
 
     seed = get_bfcl_task(CHECK_SEED)
-    backend = LLMBackend(model, api_base=api_base, timeout_s=timeout_s)
+    backend = LLMBackend(model, api_base=api_base, timeout_s=timeout_s, json_schema=json_schema)
     backend.preflight()
     rng = random.Random(0)
     world = World.load(seed)

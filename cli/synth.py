@@ -193,11 +193,10 @@ def run(
         raise _fail(str(e)) from None
     chosen = _backend(backend, model, api_base)
     from graphs.synthesis.backend import BackendUnavailable
-    from graphs.synthesis.llm import LLMBackend
-
-    if isinstance(chosen, LLMBackend):  # a dead, silent or keyless server: one line in seconds
+    preflight = getattr(chosen, "preflight", None)  # the llm backend's: a model-free backend has none
+    if preflight is not None:  # a dead, silent or keyless server: one line in seconds
         try:
-            chosen.preflight()
+            preflight()
         except BackendUnavailable as e:
             raise _fail(str(e), code=1) from None
 

@@ -288,9 +288,9 @@ class LLMBackend:
             with urllib.request.urlopen(url, timeout=self.probe_timeout_s) as r:
                 r.read(1 << 20)
         except urllib.error.HTTPError as e:
-            if e.code >= 500:
+            if e.code in (502, 503, 504):  # a proxy or server that says it is down
                 raise BackendUnavailable(f"model server error {e.code} at {self.api_base} (GET /models)") from None
-            return  # 401/404 on /models: some providers do not list models; the first call says
+            return  # it answers; 401/404/501 on /models: not every server lists models; the first call says
         except (TimeoutError, OSError) as e:
             reason = getattr(e, "reason", e)
             if isinstance(reason, ConnectionRefusedError):

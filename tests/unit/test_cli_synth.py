@@ -132,9 +132,11 @@ def test_run_builds_the_configured_llm_backend(tmp_path, monkeypatch):
     args = ["run", "--seed", SEED_ID, "--backend", "llm", "--model", "openai/m", "--out", str(out)]
     res = runner.invoke(synth_app, args)
     assert res.exit_code == 0, res.output
+    client = {k: v for k, v in built[0].items() if k not in ("model", "api_base", "temperature", "top_p")}
     assert built == [
-        {"model": "openai/m", "api_base": "http://synth-llm:8000/v1", "temperature": 0.3, "top_p": 0.5}
+        {"model": "openai/m", "api_base": "http://synth-llm:8000/v1", "temperature": 0.3, "top_p": 0.5, **client}
     ]
+    assert client["timeout_s"] == 120.0 and client["num_retries"] == 0  # RODS_SYNTH_* client defaults
     # a flag wins (another --out: the same scripted variant appended to o.jsonl would be a duplicate)
     res = runner.invoke(synth_app, [*args[:-1], str(tmp_path / "o2.jsonl"), "--api-base", "http://other:1/v1"])
     assert res.exit_code == 0 and built[-1]["api_base"] == "http://other:1/v1"
