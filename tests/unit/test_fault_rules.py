@@ -29,7 +29,7 @@ def _named(name: str, status: int | None = None, cause: BaseException | None = N
     [
         (_named("InternalServerError", 500, ConnectionRefusedError(111, "refused")),
          BackendUnavailable, f"connection refused at {URL}"),
-        (_named("Timeout", 408), BackendUnavailable, f"no reply from {URL} in time"),
+        (_named("Timeout", 408), BackendUnavailable, f"the model server at {URL} sent no reply in time"),
         (_named("APIConnectionError", None, OSError("Name or service not known")),
          BackendUnavailable, f"cannot connect to {URL} (OSError"),
         (_named("ServiceUnavailableError", 503), BackendUnavailable, "model server error 503"),
