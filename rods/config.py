@@ -117,7 +117,7 @@ class Settings(BaseSettings):
 
     # --- boundary stream (rods.store.stream)
     stream_maxlen: int = Field(10_000, ge=1)  # approximate cap of the boundary stream
-    claim_idle_ms: int = Field(60_000, ge=1)  # a pending request idle this long is reclaimed from its consumer
+    claim_idle_ms: int = Field(60_000, ge=0)  # a pending request idle this long is reclaimed from its consumer
     max_deliveries: int = Field(3, ge=1)  # deliveries before a request goes to the dead-letter stream
     dedup_ttl_s: int = Field(7 * 24 * 3600, ge=1)  # how long a published request id is remembered
 
@@ -132,7 +132,7 @@ class Settings(BaseSettings):
     synth_timeout_s: float = Field(120.0, gt=0.0)  # one completion, whole reply (a 270M CPU model: 3-10 tok/s)
     synth_num_retries: int = Field(0, ge=0, le=10)  # litellm's own retries of one call (the dispatcher retries requests)
     synth_probe_timeout_s: float = Field(5.0, gt=0.0)  # GET <api_base>/models before the first request
-    synth_max_tokens: int = Field(768, ge=16)  # longest reply of one stage (a plan or 6 queries fit in ~300)
+    synth_max_tokens: int = Field(768, ge=1)  # longest reply of one stage (a plan or 6 queries fit in ~300)
     synth_json_schema: bool = True  # ask the server for JSON-schema-constrained replies
     synth_signature_tolerance: float = Field(0.15, ge=0.0)  # largest structural distance of a variant to its seed
     synth_soft_time_limit_s: int = Field(600, ge=1)  # one request's graph run; then the task fails and retries
