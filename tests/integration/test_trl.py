@@ -287,7 +287,10 @@ def test_rods_train_trainer_trl_under_torchrun_reports_once(tmp_path, redis_url,
 
 
 def test_a_config_error_under_torchrun_is_one_line_from_the_main_process(tmp_path, redis_url, run_name):
-    cfg = config(tmp_path / "policy", run_name, B=3, micro=4, steps=1, seed=0)  # 6 rollouts per process
+    from tests.unit.tiny_lm import small_policy
+
+    # a real model, so that the model-path check passes and the error is the launcher-time one
+    cfg = config(small_policy(tmp_path / "tiny"), run_name, B=3, micro=4, steps=1, seed=0)  # 6 rollouts per process
     done = _cli_two_processes(tmp_path, cfg, redis_url)
     assert done.returncode != 0
     ours = [line for line in done.stderr.splitlines() if line.startswith("error")]

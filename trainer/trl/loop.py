@@ -261,4 +261,4 @@ def train_trl(
         summary = {"steps": cfg.loop.steps, "trainer": "trl", "last": writer.last}
         atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
     resumed = int(resume.name.split("-")[-1]) if resume else start
-    return TrainResult(run_dir, cfg.loop.steps, resumed, writer.last)
+    return TrainResult(run_dir, cfg.loop.steps, resumed, writer.last, steps_run=cfg.loop.steps - resumed)
