@@ -219,7 +219,8 @@ def _progress() -> Any:
 
 
 def run_experiment(config: Path, out: Path, arms: list[str] | None, seeds: list[int] | None,
-                   steps: int | None, eval_limit: int | None = None) -> Path:  # fmt: skip
+                   steps: int | None, eval_limit: int | None = None,
+                   allow_config_change: bool = False) -> Path:  # fmt: skip
     exp, cfg = load_experiment(config)  # checked before torch is imported: a mistake is said at once
     from cli.demo import Supervisor, _rods, export_run
     from rods.config import Settings
@@ -240,6 +241,7 @@ def run_experiment(config: Path, out: Path, arms: list[str] | None, seeds: list[
             "eval_limit": exp.experiment.eval_limit}  # fmt: skip
     atomic_write_text(out / "experiment-plan.json", json.dumps(plan, indent=1))
     best = warm_start(out, exp, cfg)
+    _check_resumes(out, cfg, arms, seeds, steps, exp.experiment.eval_points, best, allow_config_change)
     console.print("warm start: evaluating it (held-out and training seeds; cached)")
     evaluate_warm_start(out, best, cfg, exp.experiment.protocols, exp.experiment.eval_limit or None)
     variants = offline_pool(out, exp, cfg) if "offline" in arms else []
@@ -259,8 +261,7 @@ def run_experiment(config: Path, out: Path, arms: list[str] | None, seeds: list[
                 workers.start(f"worker{k}", _rods("worker", "--concurrency", "1", "--loglevel", "warning"))
         for i, (arm, seed) in enumerate(jobs):
             run_dir = out / arm / f"seed{seed}"
-            arm_cfg = arm_config(cfg, arm, seed, steps, exp.experiment.eval_points)
-            arm_cfg = arm_cfg.model_copy(update={"policy": arm_cfg.policy.model_copy(update={"init_from": best})})
+            arm_cfg = _arm_cfg(cfg, arm, seed, steps, exp.experiment.eval_points, best)
             if (run_dir / "done.json").exists():
                 console.print(f"[{i + 1}/{len(jobs)}] {arm} seed {seed}: done, skipped")
                 # evaluations added since it finished (nothing is evaluated twice)
@@ -283,7 +284,10 @@ def run_experiment(config: Path, out: Path, arms: list[str] | None, seeds: list[
                         workers.check()
                         bar.update(job, completed=done)
 
-                    train(arm_cfg, run_dir, settings=settings, on_step=on_step)
+                    result = train(arm_cfg, run_dir, settings=settings, on_step=on_step,
+                                   allow_config_change=allow_config_change)
+                if result.config_note:
+                    console.print(f"{arm} seed {seed}: {result.config_note}", markup=False, highlight=False)
                 train_s = time.monotonic() - t_arm
                 export_run(connect(settings), run, run_dir)
                 _pool_json(settings, run_dir)
@@ -305,6 +309,26 @@ def run_experiment(config: Path, out: Path, arms: list[str] | None, seeds: list[
     page = write_experiment_report(out)
     console.print(f"[green]experiment written[/]: {page}")
     return page
+
+
+def _arm_cfg(cfg: Any, arm: str, seed: int, steps: int, eval_points: int, best: Path) -> Any:
+    arm_cfg = arm_config(cfg, arm, seed, steps, eval_points)
+    return arm_cfg.model_copy(update={"policy": arm_cfg.policy.model_copy(update={"init_from": best})})
+
+
+def _check_resumes(out: Path, cfg: Any, arms: list[str], seeds: list[int], steps: int,
+                   eval_points: int, best: Path, allow_config_change: bool) -> None:
+    """Before any arm trains: an unfinished arm whose recorded config differs from this run's is
+    refused (`ConfigChanged`, fields named) unless `allow_config_change`, so a changed experiment
+    file never silently mixes two settings in one arm; an arm in use elsewhere is `RunDirBusy`."""
+    from rods.rundir import precheck_resume
+
+    for seed in seeds:
+        for arm in arms:
+            run_dir = out / arm / f"seed{seed}"
+            if run_dir.is_dir() and not (run_dir / "done.json").exists():
+                arm_cfg = _arm_cfg(cfg, arm, seed, steps, eval_points, best)
+                precheck_resume(run_dir, arm_cfg.model_dump_json(indent=2), allow_config_change)
 
 
 def _pool_json(settings: Any, run_dir: Path) -> None:
@@ -331,16 +355,22 @@ def experiment(
     seeds: Annotated[str | None, typer.Option("--seeds", help="comma-separated seeds, e.g. 0,1,2")] = None,
     steps: Annotated[int | None, typer.Option("--steps", min=1, help="override the budget (a quick look)")] = None,
     eval_limit: Annotated[int | None, typer.Option("--eval-limit", min=0, help="held-out tasks per category (0: all)")] = None,
+    allow_config_change: Annotated[bool, typer.Option("--allow-config-change", help="resume unfinished arms with a config that differs from their config.json (the old one is kept under configs/)")] = False,
 ) -> None:
-    """Run every arm × seed from one shared warm start; write experiment.html and .json."""
+    """Run every arm × seed from one shared warm start; write experiment.html and .json.
+
+    Resumable: finished arms are skipped, unfinished ones resume from their last checkpoint; an
+    unfinished arm recorded with another config is refused (fields named) before any arm trains,
+    unless --allow-config-change."""
+    from rods.rundir import ConfigChanged, RunDirBusy
     from trainer.config import ConfigError
 
     arm_list = [a.strip() for a in arms.split(",")] if arms else None
     if arm_list and (bad := [a for a in arm_list if a not in ARMS]):
         raise typer.BadParameter(f"unknown arm(s) {bad}; choose from {', '.join(ARMS)}")
     try:
-        run_experiment(config, out, arm_list, _int_list(seeds, "--seeds"), steps, eval_limit)
-    except ConfigError as e:
+        run_experiment(config, out, arm_list, _int_list(seeds, "--seeds"), steps, eval_limit, allow_config_change)
+    except (ConfigError, ConfigChanged, RunDirBusy) as e:
         from cli.errors import fail
 
         raise fail(str(e)) from None  # one line, no markup: a message names [sections]

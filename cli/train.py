@@ -109,7 +109,7 @@ def train(
     notes: list[str] = []
     cfg = _load(config, mode, steps, notes=notes)
     cfg = _check_model(cfg, init_from, str(config or "the default config"))
-    if trainer == "native":  # a busy run dir, a changed config, nothing to do: said before torch loads
+    if main:  # a busy run dir, a changed config, nothing to do: said before torch loads
         try:
             done_before = precheck_resume(run_dir, cfg.model_dump_json(indent=2), allow_config_change)
         except (RunDirBusy, ConfigChanged) as e:
@@ -126,7 +126,7 @@ def train(
     else:
         if not _is_main_process():  # one progress bar, one report and one error line: the main process's
             try:
-                run_train(cfg, run_dir)
+                run_train(cfg, run_dir, allow_config_change=allow_config_change)
             except (RedisUnavailable, ConfigError) as e:
                 # Most such errors hit every process alike, and the launcher stops all processes as
                 # soon as one exits: wait for the main process to say it (and be stopped), and say
@@ -157,7 +157,7 @@ def train(
                 result = run_train(cfg, run_dir, on_step=on_step, allow_config_change=allow_config_change,
                                    command=_command(config, mode, steps, run_dir, init_from, trainer))  # fmt: skip
             else:
-                result = run_train(cfg, run_dir, on_step=on_step)
+                result = run_train(cfg, run_dir, on_step=on_step, allow_config_change=allow_config_change)
         except (RedisUnavailable, ConfigError, RunDirBusy, ConfigChanged) as e:
             progress.stop()
             raise fail(str(e)) from None

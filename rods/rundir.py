@@ -152,18 +152,32 @@ def record_config(run_dir: Path, new_json: str, resumed_at: int, allow_change: b
 
 
 def latest_step(run_dir: Path) -> int:
-    """The step of the run's newest complete checkpoint (`checkpoints/latest`), 0 when none: read
-    without torch, so a command can refuse a resume before it imports the trainer."""
+    """The step of the run's newest complete checkpoint, 0 when none: the native trainer's
+    `checkpoints/latest` or TRL's `checkpoints/checkpoint-N` (with its `trainer_state.json`).
+    Read without torch, so a command can refuse a resume before it imports the trainer."""
+    return max(_native_step(run_dir / "checkpoints"), _trl_step(run_dir / "checkpoints"))
+
+
+def _native_step(ckpts: Path) -> int:
     try:
-        name = (run_dir / "checkpoints" / "latest").read_text(encoding="utf-8").strip()
+        name = (ckpts / "latest").read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):
         return 0
-    if not (run_dir / "checkpoints" / name / "trainer_state.pt").exists():
+    if not (ckpts / name / "trainer_state.pt").exists():
         return 0
     try:
         return int(name.split("_")[1])
     except (IndexError, ValueError):
         return 0
+
+
+def _trl_step(ckpts: Path) -> int:
+    steps = [0]
+    for d in ckpts.glob("checkpoint-*") if ckpts.is_dir() else ():
+        tail = d.name.removeprefix("checkpoint-")
+        if tail.isdigit() and (d / "trainer_state.json").exists():
+            steps.append(int(tail))
+    return max(steps)
 
 
 def precheck_resume(run_dir: Path, new_json: str, allow_change: bool) -> int:

@@ -35,6 +35,7 @@ import torch
 pytest.importorskip("trl", reason="the trl extra is not installed (pip install -e '.[trl]')")
 
 from rods.config import Settings  # noqa: E402
+from rods.rundir import ConfigChanged, RunDirBusy, RunLock  # noqa: E402
 from rods.tasks import RodsMeta, Task, synthetic_id  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402
 
@@ -250,7 +251,19 @@ def test_a_resumed_run_trains_the_batches_decided_before_the_crash(tmp_path, war
     assert {k: v for k, v in StepBatches(r, buffer, run_name, 2, 5).stored().items() if k < 3} == decided
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]
+    recorded = (run_dir / "config.json").read_text()
+    with pytest.raises(ConfigChanged, match=r"optim\.lr: 0\.0001 -> 0\.0002"):  # the record is never overwritten
+        train_trl(config(warm_policy, run_name, B=2, micro=8, steps=4, seed=5).model_copy(
+            update={"optim": cfg_optim(lr=2e-4)}), run_dir, settings=settings)
+    assert (run_dir / "config.json").read_text() == recorded
+    with RunLock(run_dir, "rods train (another one)"), pytest.raises(RunDirBusy, match="another one"):
+        train_trl(config(warm_policy, run_name, B=2, micro=8, steps=4, seed=5), run_dir, settings=settings)
+    assert json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 3
     r.close()
+
+
+def cfg_optim(**update: Any) -> Any:
+    return TrainConfig.model_validate({"optim": {"lr": 1e-4, "kl_coef": 0.0, "micro_batch": 8}}).optim.model_copy(update=update)
 
 
 def test_rods_train_trainer_trl_runs_one_process_and_writes_the_report(tmp_path, warm_policy, redis_url, run_name):

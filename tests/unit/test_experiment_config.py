@@ -112,3 +112,24 @@ def test_checkpoints_are_evaluated_held_out_and_the_last_on_the_training_seeds_o
     evaluate_warm_start(tmp_path, str(tmp_path / "ws"), cfg, ["train"], 25)
     assert calls == [("ws", "train", n_held, 25), ("ws", "train", n_seeds, None)]
     assert [r["split"] for r in json.loads((tmp_path / "warmstart" / "evals.json").read_text())] == ["heldout", "seeds"]
+
+
+def test_an_unfinished_arm_recorded_with_another_config_is_refused_before_any_arm_trains(tmp_path: Path) -> None:
+    from cli.experiment import _arm_cfg, _check_resumes
+    from rods.rundir import ConfigChanged
+
+    _, cfg = load_experiment(Path("configs/experiment-cpu.toml"))
+    best = tmp_path / "warm" / "best"
+    arm_dir = tmp_path / "rods" / "seed1"
+    (arm_dir / "checkpoints" / "step_000004").mkdir(parents=True)
+    (arm_dir / "checkpoints" / "step_000004" / "trainer_state.pt").write_bytes(b"")
+    (arm_dir / "checkpoints" / "latest").write_text("step_000004")
+    recorded = _arm_cfg(cfg, "rods", 1, 24, 4, best)
+    (arm_dir / "config.json").write_text(recorded.model_dump_json(indent=2))
+    _check_resumes(tmp_path, cfg, ["static", "rods"], [1], 24, 4, best, False)  # same config: resumes
+    changed = cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"lr": cfg.optim.lr * 2})})
+    with pytest.raises(ConfigChanged, match=r"rods/seed1 was trained to step 4 .*optim\.lr"):
+        _check_resumes(tmp_path, changed, ["static", "rods"], [1], 24, 4, best, False)
+    _check_resumes(tmp_path, changed, ["rods"], [1], 24, 4, best, True)  # allowed: train() keeps both
+    (arm_dir / "done.json").write_text("{}")
+    _check_resumes(tmp_path, changed, ["rods"], [1], 24, 4, best, False)  # a finished arm is not retrained

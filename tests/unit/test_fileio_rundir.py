@@ -134,3 +134,18 @@ def test_record_config_refuses_a_changed_resume_unless_allowed_then_keeps_both(t
     assert note is not None and "until_step_000004.json" in note
     assert json.loads((tmp_path / "configs" / "until_step_000004.json").read_text())["optim"]["lr"] == 2e-05
     assert json.loads((tmp_path / "config.json").read_text())["optim"]["lr"] == 1e-05
+
+
+def test_latest_step_reads_native_and_trl_checkpoints_without_torch(tmp_path: Path) -> None:
+    from rods.rundir import latest_step, precheck_resume
+
+    ckpts = tmp_path / "checkpoints"
+    assert latest_step(tmp_path) == 0
+    (ckpts / "checkpoint-4").mkdir(parents=True)
+    (ckpts / "checkpoint-6").mkdir()  # a TRL save cut off before its trainer_state.json: not a checkpoint
+    (ckpts / "checkpoint-4" / "trainer_state.json").write_text("{}")
+    assert latest_step(tmp_path) == 4
+    (tmp_path / "config.json").write_text(json.dumps({"optim": {"lr": 1e-4}}))
+    with pytest.raises(ConfigChanged, match="trained to step 4"):
+        precheck_resume(tmp_path, json.dumps({"optim": {"lr": 2e-4}}), allow_change=False)
+    assert precheck_resume(tmp_path, json.dumps({"optim": {"lr": 2e-4}}), allow_change=True) == 4

@@ -30,6 +30,7 @@ from typing import Any
 
 from rods.config import Settings
 from rods.fileio import atomic_write_text
+from rods.rundir import RunLock, record_config
 from trainer.config import ConfigError, TrainConfig
 from trainer.metrics import MetricsLog
 from trainer.trl.dataset import StepBatches, buffer_dataset
@@ -155,6 +156,7 @@ def build_trainer(
     settings: Settings | None = None,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
     extra_reward_funcs: Sequence[Callable[..., Any]] = (),
+    allow_config_change: bool = False,
     **trl_overrides: Any,
 ) -> tuple[Any, ProgressReward, Any, Path | None]:
     """The configured `GRPOTrainer`, its reward, the metrics writer and the checkpoint to resume.
@@ -199,10 +201,11 @@ def build_trainer(
     resume = Path(last) if last else None
     run = cfg.loop.run or settings.run
     r = connect(settings)
-    source = None
+    source, config_note = None, None
     batches = StepBatches(r, None, run, cfg.rollout.tasks_per_step, cfg.policy.seed)
     if state.is_main_process:
-        atomic_write_text(run_dir / "config.json", cfg.model_dump_json(indent=2))
+        done = int(resume.name.split("-")[-1]) if resume else 0
+        config_note = record_config(run_dir, cfg.model_dump_json(indent=2), done, allow_config_change)
         source = make_source(cfg, run_dir, settings, training_tasks(cfg))  # loads the seeds if needed;
         # the mode (rods / uniform / static) decides only what it publishes
         if resume and (resume / STATE_FILE).exists():
@@ -234,6 +237,7 @@ def build_trainer(
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # its log dicts would interleave with `rods train`'s bar
+    writer.config_note = config_note if state.is_main_process else None
     return trainer, reward, writer, resume
 
 
@@ -244,13 +248,28 @@ def train_trl(
     settings: Settings | None = None,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
     extra_reward_funcs: Sequence[Callable[..., Any]] = (),
+    allow_config_change: bool = False,
     **trl_overrides: Any,
 ) -> Any:
-    """Run (or resume) training in `run_dir`; returns the native loop's `TrainResult`."""
+    """Run (or resume) training in `run_dir`; returns the native loop's `TrainResult`.
+
+    The main process holds the run directory's lock (`rods.rundir.RunLock`) throughout, and a
+    resume with another config is refused unless `allow_config_change`, as in the native loop."""
+    if os.environ.get("RANK", "0") != "0":  # the launcher's other processes: the main one holds the lock
+        return _train_trl(cfg, run_dir, settings, on_step, extra_reward_funcs, allow_config_change, trl_overrides)
+    with RunLock(run_dir):
+        return _train_trl(cfg, run_dir, settings, on_step, extra_reward_funcs, allow_config_change, trl_overrides)
+
+
+def _train_trl(cfg: TrainConfig, run_dir: Path, settings: Settings | None,
+               on_step: Callable[[int, dict[str, Any]], None] | None,
+               extra_reward_funcs: Sequence[Callable[..., Any]], allow_config_change: bool,
+               trl_overrides: dict[str, Any]) -> Any:
     from trainer.loop import TrainResult
 
     trainer, reward, writer, resume = build_trainer(
-        cfg, run_dir, settings=settings, on_step=on_step, extra_reward_funcs=extra_reward_funcs, **trl_overrides
+        cfg, run_dir, settings=settings, on_step=on_step, extra_reward_funcs=extra_reward_funcs,
+        allow_config_change=allow_config_change, **trl_overrides,
     )
     start = trainer.state.global_step
     try:
@@ -261,4 +280,5 @@ def train_trl(
         summary = {"steps": cfg.loop.steps, "trainer": "trl", "last": writer.last}
         atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
     resumed = int(resume.name.split("-")[-1]) if resume else start
-    return TrainResult(run_dir, cfg.loop.steps, resumed, writer.last, steps_run=cfg.loop.steps - resumed)
+    return TrainResult(run_dir, cfg.loop.steps, resumed, writer.last, steps_run=cfg.loop.steps - resumed,
+                       config_note=writer.config_note)
