@@ -227,7 +227,23 @@ def cases(policy: Path | None) -> list[Case]:
             held[str(d / "run/config.json")] = (d / "run" / "config.json").read_bytes()
             held[str(d / "run/metrics.jsonl")] = (d / "run" / "metrics.jsonl").read_bytes()
 
+        def trained_trl(d: Path) -> None:
+            toml("a.toml", 1)(d)
+            toml("b.toml", 2, "0.0005")(d)
+            subprocess.run([*RODS, "train", "--trainer", "trl", "--config", "a.toml", "--run-dir", "run"], cwd=d,
+                           env=ENV, capture_output=True, check=True)  # fmt: skip
+            held[str(d / "run/config.json")] = (d / "run" / "config.json").read_bytes()
+
         c += [
+            Case("train-trl-resume-other-config", "rods train --trainer trl: resume with another learning rate",
+                 ["train", "--trainer", "trl", "--config", "b.toml", "--run-dir", "run"], 2, trained_trl,
+                 lambda d, out: (same("run/config.json")(d, out)[0] and "optim.lr: 0.001 -> 0.0005" in out,
+                                 "config.json kept (TRL overwrote it before); the field named"), train=True),
+            Case("train-trl-two-at-once", "a second rods train --trainer trl on a run directory in use",
+                 ["train", "--trainer", "trl", "--config", "a.toml", "--run-dir", "run"], 2,
+                 both(toml("a.toml", 1), lambda d: LOCKS.append(_hold(d / "run"))),
+                 lambda d, out: ("in use by pid" in out and not (d / "run" / "metrics.jsonl").exists(),
+                                 "nothing written; the holder named"), train=True),
             Case("train-resume-other-config", "resume a run with another learning rate", ["train", "--config", "b.toml", "--run-dir", "run"], 2,
                  trained, lambda d, out: (same("run/config.json")(d, out)[0] and "optim.lr: 0.001 -> 0.0005" in out,
                                           "config.json and metrics kept; the field named"), issue=True, train=True),
